@@ -1,0 +1,1 @@
+"""Evaluation metrics: WER/CER for speech (``wer.py``), BLEU/CIDEr for captions (``caption.py``)."""
