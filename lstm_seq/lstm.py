@@ -125,9 +125,7 @@ class LSTM(nn.Module):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if layer_norm and backend == "fused":
-            raise ValueError(
-                "backend='fused' has no LayerNorm kernel; use backend='auto' or 'reference'"
-            )
+            raise ValueError("backend='fused' has no LayerNorm kernel; use backend='auto' or 'reference'")
         if forget_bias is not None and chrono_init is not None:
             raise ValueError("forget_bias and chrono_init are exclusive: give one of them")
         if (forget_bias is not None or chrono_init is not None) and not bias:
@@ -392,7 +390,9 @@ class LSTM(nn.Module):
 
     def _forward_packed(self, packed: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:
         batch = int(packed.batch_sizes[0])
-        h0, c0 = self._initial_state(packed.data.new_empty(1, batch, 0), hx, batched=True, dtype_from=packed.data)
+        h0, c0 = self._initial_state(
+            packed.data.new_empty(1, batch, 0), hx, batched=True, dtype_from=packed.data
+        )
         self._check_input_size(packed.data.shape[-1])
         if self.plan(packed.data) == "fused":
             out, h_n, c_n = fused.run_packed(packed, h0, c0, self._flat_weights, self._fused_config())
@@ -408,7 +408,9 @@ class LSTM(nn.Module):
 
     def _check_input_size(self, size: int) -> None:
         if size != self.input_size:
-            raise RuntimeError(f"LSTM: input.size(-1) must be equal to input_size. Expected {self.input_size}, got {size}")
+            raise RuntimeError(
+                f"LSTM: input.size(-1) must be equal to input_size. Expected {self.input_size}, got {size}"
+            )
 
     def _initial_state(
         self, x: Tensor, hx: State | None, batched: bool, dtype_from: Tensor | None = None
@@ -450,7 +452,9 @@ class LSTM(nn.Module):
             raise TypeError(f"lengths must be integers, got dtype {lens.dtype}")
         lens = lens.to(device="cpu", dtype=torch.long)
         if lens.shape != (batch,):
-            raise ValueError(f"lengths must have shape ({batch},) (one per sequence), got {tuple(lens.shape)}")
+            raise ValueError(
+                f"lengths must have shape ({batch},) (one per sequence), got {tuple(lens.shape)}"
+            )
         if batch and (int(lens.min()) < 1 or int(lens.max()) > steps):
             raise ValueError(
                 f"every length must be in [1, {steps}] (the padded time axis), got min {int(lens.min())}, "

@@ -58,9 +58,7 @@ def input_projection(x: Tensor, w: DirectionWeights) -> Tensor:
     return z
 
 
-def cell_step(
-    xp_t: Tensor, h: Tensor, c: Tensor, w: DirectionWeights
-) -> tuple[Tensor, Tensor]:
+def cell_step(xp_t: Tensor, h: Tensor, c: Tensor, w: DirectionWeights) -> tuple[Tensor, Tensor]:
     """One step of the equations.
 
     xp_t: (B, 4H) input pre-activation from :func:`input_projection`; h: (B, P); c: (B, H).

@@ -1,0 +1,56 @@
+"""Constructor checks, error messages, dropout, dispatch and repr."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lstm_seq
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"hidden_size": 0}, "hidden_size must be a positive int"),
+        ({"num_layers": 0}, "num_layers must be a positive int"),
+        ({"dropout": 1.5}, r"dropout must be a number in \[0, 1\]"),
+        ({"proj_size": 4}, "proj_size"),
+        ({"backend": "cudnn"}, "backend must be one of"),
+    ],
+)
+def test_constructor_errors(kw: dict, match: str) -> None:
+    args = {"input_size": 3, "hidden_size": 4, **kw}
+    with pytest.raises(ValueError, match=match):
+        lstm_seq.LSTM(**args)
+
+
+def test_forward_errors_name_the_problem() -> None:
+    m = lstm_seq.LSTM(3, 4, num_layers=2)
+    with pytest.raises(RuntimeError, match="Expected 3, got 5"):
+        m(torch.randn(2, 1, 5))
+    with pytest.raises(RuntimeError, match=r"expected h_0 of size \(2, 1, 4\)"):
+        m(torch.randn(2, 1, 3), (torch.zeros(1, 1, 4), torch.zeros(2, 1, 4)))
+    with pytest.raises(RuntimeError, match="dtype"):
+        m(torch.randn(2, 1, 3), (torch.zeros(2, 1, 4, dtype=torch.float64), torch.zeros(2, 1, 4)))
+    with pytest.raises(ValueError, match=r"2 .* or 3 dimensions"):
+        m(torch.randn(2, 1, 1, 3))
+
+
+def test_dropout_between_layers_in_training_only() -> None:
+    torch.manual_seed(0)
+    m = lstm_seq.LSTM(3, 16, num_layers=2, dropout=0.5)
+    x = torch.randn(5, 2, 3)
+    m.eval()
+    assert torch.equal(m(x)[0], m(x)[0])
+    m.train()
+    assert not torch.equal(m(x)[0], m(x)[0])
+    with pytest.warns(UserWarning, match="num_layers=1"):
+        lstm_seq.LSTM(3, 4, dropout=0.2)
+
+
+def test_plan_and_repr() -> None:
+    x = torch.zeros(2, 1, 3)
+    assert lstm_seq.LSTM(3, 4).plan(x) == "fused"
+    assert lstm_seq.LSTM(3, 4, backend="reference").plan(x) == "reference"
+    r = repr(lstm_seq.LSTM(3, 4, num_layers=2, bidirectional=True, layer_norm=True))
+    assert "LSTM(3, 4, num_layers=2, bidirectional=True, layer_norm=True)" in r
