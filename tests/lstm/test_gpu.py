@@ -1,0 +1,36 @@
+"""The same contracts on a CUDA device (skipped without one)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ._util import twins
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused", "auto"])
+def test_cuda_matches_nn_lstm_float64_with_lengths(backend: str) -> None:
+    ref, ours = twins(backend, 8, 16, num_layers=2, bidirectional=True)
+    ref, ours = ref.cuda(), ours.cuda()
+    x = torch.randn(12, 4, 8, dtype=torch.float64, device="cuda", requires_grad=True)
+    lengths = torch.tensor([12, 3, 7, 12], device="cuda")
+    out, (h, c) = ours(x, lengths=lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+    out_ref, (h_ref, c_ref) = ref(packed)
+    out_ref = torch.nn.utils.rnn.pad_packed_sequence(out_ref, total_length=12)[0]
+    for a, b in ((out, out_ref), (h, h_ref), (c, c_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_cuda_bf16_autocast_close_to_fp32() -> None:
+    _, ours = twins("auto", 64, 128, num_layers=2)
+    ours = ours.float().cuda()
+    x = torch.randn(50, 8, 64, device="cuda")
+    expected = ours(x)[0]
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        got = ours(x)[0]
+    torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
+    got.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in ours.parameters())
