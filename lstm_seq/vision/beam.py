@@ -1,0 +1,178 @@
+"""Greedy and beam search for caption decoders, batched across images and beams on the model's device.
+
+Beam search keeps B·K rows in one tensor (no loop over images), a pool of the K best finished hypotheses
+per image scored with a length penalty, and falls back to the best unfinished hypothesis when nothing emits
+``<end>`` before ``max_len``. Every operation is row-wise, so an image's caption never depends on which
+other images share its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lstm_seq.vision.decoder import CaptionDecoder, Memory, State
+
+
+@dataclass
+class Decoded:
+    """Search output for B images.
+
+    tokens: (B, T) word ids (no ``<start>``), ``<end>``-terminated or cut at max_len, padded with pad_id.
+    lengths: (B,) number of words before ``<end>``.
+    scores: (B,) summed log-probability (greedy) or length-normalised score (beam).
+    alphas: (B, T, L) attention weights per emitted token (attention decoders), else None.
+    """
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    scores: torch.Tensor
+    alphas: torch.Tensor | None
+
+
+def _expand(memory: Memory, state: State, k: int) -> tuple[Memory, State]:
+    mem = {n: t.repeat_interleave(k, dim=0) for n, t in memory.items()}
+    return mem, (state[0].repeat_interleave(k, dim=1), state[1].repeat_interleave(k, dim=1))
+
+
+def _never(logp: torch.Tensor, *ids: int) -> torch.Tensor:
+    """Forbid tokens that must never be emitted (``<start>``, ``<pad>``): logp (N, V)."""
+    logp[:, list(ids)] = float("-inf")
+    return logp
+
+
+def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
+    """GNMT's ``((5 + len) / 6) ** alpha``; alpha = 0 → plain log-probability sums."""
+    return ((5.0 + length.float()) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def greedy(
+    decoder: CaptionDecoder,
+    grid: torch.Tensor,
+    pooled: torch.Tensor,
+    start_id: int,
+    end_id: int,
+    pad_id: int,
+    max_len: int = 20,
+) -> Decoded:
+    """Argmax at every step. grid (B, L, C), pooled (B, C)."""
+    b, dev = grid.shape[0], grid.device
+    memory = decoder.prepare(grid, pooled)
+    state = decoder.init_state(memory)
+    tok = torch.full((b,), start_id, dtype=torch.long, device=dev)
+    out = torch.full((b, max_len), pad_id, dtype=torch.long, device=dev)
+    lengths = torch.full((b,), max_len, dtype=torch.long, device=dev)
+    scores = torch.zeros(b, device=dev)
+    done = torch.zeros(b, dtype=torch.bool, device=dev)
+    alphas: list[torch.Tensor] = []
+    for t in range(max_len):
+        logits, state, alpha = decoder.step(tok, state, memory)
+        logp = _never(torch.log_softmax(logits.float(), dim=-1), start_id, pad_id)
+        tok = logp.argmax(-1)
+        scores += torch.where(done, torch.zeros_like(scores), logp.gather(1, tok[:, None]).squeeze(1))
+        out[:, t] = torch.where(done, torch.full_like(tok, pad_id), tok)
+        if alpha is not None:
+            alphas.append(alpha)
+        newly = (~done) & (tok == end_id)
+        lengths = torch.where(newly, torch.full_like(lengths, t), lengths)
+        done |= newly
+        if bool(done.all()):
+            break
+    al = torch.stack(alphas, 1) if alphas else None
+    return Decoded(out, lengths, scores, al)
+
+
+@torch.no_grad()
+def beam_search(
+    decoder: CaptionDecoder,
+    grid: torch.Tensor,
+    pooled: torch.Tensor,
+    start_id: int,
+    end_id: int,
+    pad_id: int,
+    beam_size: int = 3,
+    max_len: int = 20,
+    alpha: float = 0.0,
+) -> Decoded:
+    """Beam search over B images × K beams at once.
+
+    Args:
+        decoder: a :class:`CaptionDecoder` in eval mode.
+        grid: (B, L, C) encoder grid; pooled: (B, C).
+        beam_size: K.
+        max_len: most words per caption (``<end>`` not counted).
+        alpha: length-penalty exponent (:func:`length_penalty`); larger favours longer captions.
+
+    Returns:
+        the best hypothesis per image (:class:`Decoded`; ``scores`` are length-normalised).
+    """
+    b, k, dev = grid.shape[0], beam_size, grid.device
+    memory0 = decoder.prepare(grid, pooled)
+    memory, state = _expand(memory0, decoder.init_state(memory0), k)
+    n_cells = grid.shape[1]
+    neg_inf = torch.tensor(float("-inf"), device=dev)
+    # alive beams
+    seqs = torch.full((b, k, max_len), pad_id, dtype=torch.long, device=dev)
+    att = torch.zeros(b, k, max_len, n_cells, device=dev) if decoder.has_attention else None
+    beam_scores = torch.full((b, k), float("-inf"), device=dev)
+    beam_scores[:, 0] = 0.0  # all beams start identical: keep one
+    tok = torch.full((b * k,), start_id, dtype=torch.long, device=dev)
+    # finished pool (K best per image, length-normalised)
+    fin_seqs = torch.full((b, k, max_len), pad_id, dtype=torch.long, device=dev)
+    fin_att = torch.zeros_like(att) if att is not None else None
+    fin_scores = torch.full((b, k), float("-inf"), device=dev)
+    fin_len = torch.zeros(b, k, dtype=torch.long, device=dev)
+    rows = torch.arange(b, device=dev)[:, None]
+    for t in range(max_len):
+        logits, state, alpha_t = decoder.step(tok, state, memory)
+        logp = _never(torch.log_softmax(logits.float(), dim=-1), start_id, pad_id)
+        v = logp.shape[-1]
+        cand = (beam_scores[:, :, None] + logp.view(b, k, v)).view(b, k * v)
+        top_s, top_i = cand.topk(min(2 * k, k * v), dim=1)  # (B, 2K)
+        src_beam, word = top_i // v, top_i % v
+        prev_seqs = seqs[rows, src_beam]  # (B, 2K, max_len)
+        prev_seqs[:, :, t] = word
+        is_end = word == end_id
+        if att is not None and alpha_t is not None:
+            prev_att = att[rows, src_beam]
+            prev_att[:, :, t] = alpha_t.view(b, k, -1)[rows, src_beam]
+        # finished candidates enter the pool with their normalised score
+        norm = top_s / length_penalty(torch.full_like(top_s, t), alpha)
+        new_fin = torch.where(is_end & torch.isfinite(top_s), norm, neg_inf)
+        pool_scores = torch.cat([fin_scores, new_fin], 1)
+        fin_scores, pick = pool_scores.topk(k, dim=1)
+        pool_seqs = torch.cat([fin_seqs, prev_seqs], 1)
+        fin_seqs = pool_seqs[rows, pick]
+        fin_len = torch.cat([fin_len, torch.full_like(top_s, t, dtype=torch.long)], 1)[rows, pick]
+        if fin_att is not None and att is not None:
+            fin_att = torch.cat([fin_att, prev_att], 1)[rows, pick]
+        # alive: the K best candidates that did not end
+        alive_s = torch.where(is_end, neg_inf, top_s)
+        beam_scores, keep = alive_s.topk(k, dim=1)
+        seqs = prev_seqs[rows, keep]
+        if att is not None:
+            att = prev_att[rows, keep]
+        flat_src = (src_beam[rows, keep] + rows * k).view(-1)
+        state = (state[0].index_select(1, flat_src), state[1].index_select(1, flat_src))
+        tok = word[rows, keep].view(-1)
+        # stop when no alive beam can beat the worst pooled hypothesis of any image
+        if alpha > 0:
+            best_possible = beam_scores[:, 0] / length_penalty(
+                torch.full_like(beam_scores[:, 0], max_len), alpha
+            )
+        else:
+            best_possible = beam_scores[:, 0]
+        if bool((fin_scores[:, -1] >= best_possible).all()):
+            break
+    # fallback: images with no finished hypothesis take their best alive one (cut at max_len)
+    has_fin = torch.isfinite(fin_scores[:, 0])
+    alive_norm = beam_scores[:, 0] / length_penalty(torch.full_like(beam_scores[:, 0], max_len), alpha)
+    tokens = torch.where(has_fin[:, None], fin_seqs[:, 0], seqs[:, 0])
+    lengths = torch.where(has_fin, fin_len[:, 0], torch.full_like(fin_len[:, 0], max_len))
+    scores = torch.where(has_fin, fin_scores[:, 0], alive_norm)
+    alphas = None
+    if att is not None and fin_att is not None:
+        alphas = torch.where(has_fin[:, None, None], fin_att[:, 0], att[:, 0])
+    return Decoded(tokens, lengths, scores, alphas)

@@ -1,0 +1,268 @@
+"""Caption datasets: readers for COCO captions JSON, Flickr8k/30k token files and Karpathy split JSON, the
+embedded scene corpus, a training/evaluation dataset and an image-folder dataset for generation.
+
+Every reader returns :class:`CaptionItem` records; the datasets turn them into tensors. An image that fails
+to load is reported (with its path and reason) and dropped from its batch: one bad file never stops a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lstm_seq.vision.images import DEFAULT_MAX_PIXELS, ImageLoadError, ImageTransform, load_image
+from lstm_seq.vision.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CaptionItem:
+    """One image and its reference captions.
+
+    image: a file path, or ``"#<row>"`` for an image held in an in-memory array (the scene corpus).
+    """
+
+    image: str
+    captions: list[str]
+    split: str
+    image_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{what}: {path} does not exist")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ readers
+def read_coco(
+    annotations: str | os.PathLike[str], image_dir: str | os.PathLike[str], split: str
+) -> list[CaptionItem]:
+    """COCO captions JSON (``annotations/captions_train2017.json`` style: ``images`` with ``id`` and
+    ``file_name``, ``annotations`` with ``image_id`` and ``caption``). Images without captions are skipped."""
+    ann_path = _need(Path(annotations), "coco annotations")
+    try:
+        data = json.loads(ann_path.read_text())
+        files = {int(im["id"]): im["file_name"] for im in data["images"]}
+        caps: dict[int, list[str]] = defaultdict(list)
+        for a in data["annotations"]:
+            caps[int(a["image_id"])].append(str(a["caption"]).strip())
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{ann_path}: not a COCO captions file ({type(exc).__name__}: {exc})") from exc
+    root = Path(image_dir)
+    return [CaptionItem(str(root / files[i]), caps[i], split, str(i)) for i in sorted(files) if caps.get(i)]
+
+
+def read_flickr(
+    token_file: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str],
+    split_files: dict[str, str | os.PathLike[str]] | None = None,
+) -> list[CaptionItem]:
+    """Flickr8k/30k ``*.token.txt``: lines ``<file>#<n>\\t<caption>``. ``split_files`` maps a split name to a
+    file listing one image file name per line (Flickr8k's ``Flickr_8k.trainImages.txt``); without it every
+    image is in split ``"all"``."""
+    tok = _need(Path(token_file), "flickr token file")
+    caps: dict[str, list[str]] = defaultdict(list)
+    for n, line in enumerate(tok.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line or "#" not in line.split("\t", 1)[0]:
+            raise ValueError(f"{tok}:{n}: expected '<image>#<k>\\t<caption>', got {line[:80]!r}")
+        key, cap = line.split("\t", 1)
+        caps[key.rsplit("#", 1)[0]].append(cap.strip())
+    split_of: dict[str, str] = {}
+    for split, f in (split_files or {}).items():
+        for name in _need(Path(f), f"flickr split file for {split}").read_text().split():
+            split_of[name] = split
+    root = Path(image_dir)
+    out = []
+    for name in sorted(caps):
+        split = split_of.get(name, "all" if not split_files else "")
+        if split:
+            out.append(CaptionItem(str(root / name), caps[name], split, name))
+    return out
+
+
+def read_karpathy(json_file: str | os.PathLike[str], image_dir: str | os.PathLike[str]) -> list[CaptionItem]:
+    """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr8k.json``): ``images`` with ``filename``,
+    optional ``filepath``, ``split`` (train/val/test/restval) and ``sentences`` [{``raw``}]. ``restval``
+    counts as train."""
+    path = _need(Path(json_file), "karpathy split file")
+    try:
+        data = json.loads(path.read_text())
+        root = Path(image_dir)
+        out = []
+        for im in data["images"]:
+            split = "train" if im["split"] == "restval" else im["split"]
+            rel = Path(im.get("filepath", "")) / im["filename"]
+            caps = [s["raw"].strip() for s in im["sentences"]]
+            iid = str(im.get("cocoid", im.get("imgid", im["filename"])))
+            out.append(CaptionItem(str(root / rel), caps, split, iid))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a Karpathy split file ({type(exc).__name__}: {exc})") from exc
+    return out
+
+
+def scene_items(records: list[dict[str, Any]]) -> list[CaptionItem]:
+    """Records of :func:`lstm_seq.vision.synth.load_or_generate` → items backed by the image array."""
+    return [
+        CaptionItem(
+            f"#{r['index']}",
+            list(r["captions"]),
+            r["split"],
+            f"scene-{r['index']}",
+            {"objects": r["objects"]},
+        )
+        for r in records
+    ]
+
+
+# ----------------------------------------------------------------------------------------------- datasets
+class CaptionDataset(Dataset):
+    """Images with their captions for training and evaluation.
+
+    Args:
+        items: the records of one split.
+        vocab: encodes captions.
+        transform: image → (3, S, S) tensor.
+        captions_per_image: how many of an image's captions each item yields (sampled afresh each time;
+            None = all). The encoder then runs once per image for several captions.
+        max_len: most words per training caption.
+        images: (N, S, S, 3) uint8 array for ``"#<row>"`` items.
+        max_pixels: larger image files are refused.
+
+    With ``features`` set (see :func:`lstm_seq.vision.features.build_feature_cache`), items carry the cached
+    grid (L, C) instead of the image.
+    """
+
+    def __init__(
+        self,
+        items: list[CaptionItem],
+        vocab: Vocabulary,
+        transform: ImageTransform,
+        captions_per_image: int | None = None,
+        max_len: int = 30,
+        images: np.ndarray | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if not items:
+            raise ValueError("empty caption dataset")
+        self.items, self.vocab, self.transform = items, vocab, transform
+        self.captions_per_image, self.max_len = captions_per_image, max_len
+        self.images, self.max_pixels = images, max_pixels
+        self.features: np.ndarray | None = None  # (N, L, C) cached grid features (lstm_seq.vision.features)
+        self.feature_errors: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, i: int) -> torch.Tensor:
+        """The transformed image of item ``i``; raises :class:`ImageLoadError`."""
+        it = self.items[i]
+        if it.image.startswith("#"):
+            if self.images is None:
+                raise ValueError(f"item {it.image_id} refers to an image array but none was given")
+            arr = torch.from_numpy(np.ascontiguousarray(self.images[int(it.image[1:])])).permute(2, 0, 1)
+            if arr.shape[-1] != self.transform.size:
+                arr = torch.nn.functional.interpolate(
+                    arr[None].float(), size=self.transform.size, mode="bilinear"
+                )[0]
+            return self.transform.normalize(arr)
+        return self.transform(load_image(it.image, self.max_pixels))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        it = self.items[i]
+        caps = it.captions
+        if self.captions_per_image is not None and len(caps) > self.captions_per_image:
+            caps = random.sample(caps, self.captions_per_image)
+        out: dict[str, Any] = {
+            "id": it.image_id,
+            "path": it.image,
+            "refs": it.captions,
+            "tokens": [self.vocab.encode(c, self.max_len) for c in caps],
+        }
+        if self.features is not None:
+            if self.feature_errors and self.feature_errors[i]:
+                out["error"] = str(self.feature_errors[i])
+            else:
+                out["image"] = torch.from_numpy(np.asarray(self.features[i], dtype=np.float32))
+            return out
+        try:
+            out["image"] = self.load(i)
+        except ImageLoadError as exc:
+            out["error"] = exc.reason
+        except Exception as exc:  # any other decoder failure: report it, keep going
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+
+def collate_captions(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, Any]:
+    """Stack images and flatten (image, caption) pairs; items whose image failed are dropped (and logged).
+
+    Returns:
+        ``images`` (B, 3, S, S); ``tokens`` (N, T) padded with ``pad_id`` (``<start> … <end>``);
+        ``lengths`` (N,); ``img_index`` (N,) row of each caption's image; ``refs`` and ``ids`` per image.
+    """
+    good = []
+    for b in batch:
+        if "error" in b:
+            log.warning("skipping %s: %s", b["path"], b["error"])
+        else:
+            good.append(b)
+    caps = [(bi, t) for bi, b in enumerate(good) for t in b["tokens"]]
+    t_max = max((len(t) for _, t in caps), default=1)
+    tokens = torch.full((len(caps), t_max), pad_id, dtype=torch.long)
+    for n, (_, t) in enumerate(caps):
+        tokens[n, : len(t)] = torch.tensor(t)
+    return {
+        "images": torch.stack([b["image"] for b in good]) if good else torch.zeros(0, 3, 1, 1),
+        "tokens": tokens,
+        "lengths": torch.tensor([len(t) for _, t in caps], dtype=torch.long),
+        "img_index": torch.tensor([bi for bi, _ in caps], dtype=torch.long),
+        "refs": [b["refs"] for b in good],
+        "ids": [b["id"] for b in good],
+        "skipped": [(b["path"], b["error"]) for b in batch if "error" in b],
+    }
+
+
+class ImageFolderDataset(Dataset):
+    """Image files for generation: each item is ``{"path", "image"}`` or ``{"path", "error"}``."""
+
+    def __init__(
+        self, paths: list[Path], transform: ImageTransform, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> None:
+        self.paths, self.transform, self.max_pixels = paths, transform, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        p = self.paths[i]
+        try:
+            return {"path": str(p), "image": self.transform(load_image(p, self.max_pixels))}
+        except ImageLoadError as exc:
+            return {"path": str(p), "error": exc.reason}
+        except Exception as exc:  # any other decoder failure: report it, keep going
+            return {"path": str(p), "error": f"{type(exc).__name__}: {exc}"}
+
+
+def collate_folder(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """``images`` (B', 3, S, S) of the loadable files, their ``paths``, and ``errors`` [(path, reason)]."""
+    good = [b for b in batch if "image" in b]
+    return {
+        "images": torch.stack([b["image"] for b in good]) if good else None,
+        "paths": [b["path"] for b in good],
+        "errors": [(b["path"], b["error"]) for b in batch if "error" in b],
+    }

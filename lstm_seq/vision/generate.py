@@ -1,0 +1,78 @@
+"""Caption every image under a folder: ``captions.jsonl`` (one ``{"path", "caption"}`` or
+``{"path", "error"}`` per file) and the ``captions.html`` gallery. Bad files are reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from lstm_seq.vision.datasets import ImageFolderDataset, collate_folder
+from lstm_seq.vision.gallery import GalleryEntry, write_gallery
+from lstm_seq.vision.images import DEFAULT_MAX_PIXELS, list_images
+from lstm_seq.vision.module import CaptionModule
+
+log = logging.getLogger(__name__)
+
+
+def caption_folder(
+    model: CaptionModule,
+    image_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    batch_size: int = 32,
+    num_workers: int = 0,
+    beam_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    thumbnail: int = 160,
+) -> dict[str, Any]:
+    """Caption all images under ``image_dir`` (recursively) with ``model`` (on its device).
+
+    Returns:
+        ``{"generate/images": n, "generate/captioned": k, "generate/errors": n - k}``.
+    """
+    paths = list_images(image_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(
+        ImageFolderDataset(paths, model.transform, max_pixels),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_folder,
+    )
+    model.eval()
+    results: dict[str, GalleryEntry] = {}
+    for batch in loader:
+        for path, reason in batch["errors"]:
+            log.warning("cannot caption %s: %s", path, reason)
+            results[path] = GalleryEntry(path, error=reason)
+        if batch["images"] is None:
+            continue
+        dec = model.generate(batch["images"].to(model.device), beam_size=beam_size)
+        caps = model.vocab.decode_batch(dec.tokens.cpu())
+        for i, (path, cap) in enumerate(zip(batch["paths"], caps, strict=True)):
+            att = None
+            if dec.alphas is not None:
+                n = int(dec.lengths[i]) + 1
+                att = dec.alphas[i, :n].float().cpu().numpy()
+            results[path] = GalleryEntry(path, caption=cap, attention=att)
+    entries = [results[str(p)] for p in paths]
+    with open(out / "captions.jsonl", "w", encoding="utf-8") as fh:
+        for e in entries:
+            rec = (
+                {"path": e.path, "caption": e.caption}
+                if e.error is None
+                else {"path": e.path, "error": e.error}
+            )
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    write_gallery(entries, out / "captions.html", thumbnail=thumbnail, max_pixels=max_pixels)
+    n_err = sum(e.error is not None for e in entries)
+    return {
+        "generate/images": len(entries),
+        "generate/captioned": len(entries) - n_err,
+        "generate/errors": n_err,
+    }

@@ -1,0 +1,200 @@
+"""The captioning LightningModule: CNN encoder + LSTM decoder, teacher-forced training with optional
+scheduled sampling and doubly stochastic attention regularisation, greedy validation and beam-search test
+with corpus BLEU/CIDEr-D. The vocabulary and the image transform are saved in the checkpoint's
+hyper-parameters, so :meth:`CaptionModule.load` needs nothing but the checkpoint file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from lstm_seq.metrics.caption import caption_metrics
+from lstm_seq.vision.beam import Decoded, beam_search, greedy
+from lstm_seq.vision.decoder import (
+    AttentionDecoder,
+    CaptionDecoder,
+    ShowTellDecoder,
+    doubly_stochastic_penalty,
+)
+from lstm_seq.vision.encoder import CNNEncoder
+from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.vocab import Vocabulary
+
+DECODERS: dict[str, type[CaptionDecoder]] = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
+
+
+class CaptionModule(pl.LightningModule):
+    """Args:
+    vocab: ``Vocabulary.to_dict()``.
+    transform: ``ImageTransform.to_dict()``.
+    encoder: kwargs of :class:`CNNEncoder` plus ``lr_factor`` (encoder lr = lr · lr_factor).
+    decoder: ``variant`` ("show_tell" | "attention") plus the decoder's kwargs.
+    lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay to 0.
+    att_reg: weight of the doubly stochastic attention penalty.
+    sampling_max, sampling_start_epoch, sampling_ramp_epochs: scheduled sampling probability rises linearly
+        from 0 at ``sampling_start_epoch`` to ``sampling_max`` over ``sampling_ramp_epochs``.
+    beam_size, max_len, length_penalty: test-time search.
+    word_dropout: in training, each input word (not ``<start>``) becomes ``<unk>`` with this probability, so
+        the next word must come from the image more than from the previous word.
+    """
+
+    def __init__(
+        self,
+        vocab: dict[str, Any],
+        transform: dict[str, Any],
+        encoder: dict[str, Any],
+        decoder: dict[str, Any],
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+        att_reg: float = 0.1,
+        sampling_max: float = 0.0,
+        sampling_start_epoch: int = 0,
+        sampling_ramp_epochs: int = 5,
+        beam_size: int = 3,
+        max_len: int = 24,
+        length_penalty: float = 0.0,
+        word_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.vocab = Vocabulary.from_dict(vocab)
+        self.transform = ImageTransform.from_dict(transform)
+        enc = dict(encoder)
+        self.encoder_lr_factor = float(enc.pop("lr_factor", 1.0))
+        self.encoder = CNNEncoder(**enc)
+        dec = dict(decoder)
+        variant = dec.pop("variant", "attention")
+        if variant not in DECODERS:
+            raise ValueError(f"decoder.variant={variant!r}: expected one of {sorted(DECODERS)}")
+        self.decoder = DECODERS[variant](len(self.vocab), self.encoder.out_channels, **dec)
+        self._eval: dict[str, list[Any]] = {"hyps": [], "refs": [], "ids": []}
+        self.test_results: dict[str, list[Any]] = {}
+
+    # ---------------------------------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> CaptionModule:
+        """Rebuild from a checkpoint alone (encoder weights come from the checkpoint, not from files)."""
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        hp = dict(ckpt["hyper_parameters"])
+        hp["encoder"] = {**hp["encoder"], "weights": None}
+        model = cls(**hp)
+        model.load_state_dict(ckpt["state_dict"])
+        return model.eval()
+
+    # ---------------------------------------------------------------------------------------- forward
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 3, S, S) → grid (B, L, C), pooled (B, C); cached grids (B, L, C) pass through."""
+        if images.dim() == 3:
+            return images, images.mean(1)
+        return self.encoder(images)
+
+    def sampling_prob(self) -> float:
+        hp = self.hparams
+        if hp.sampling_max <= 0 or self.current_epoch < hp.sampling_start_epoch:
+            return 0.0
+        frac = (self.current_epoch - hp.sampling_start_epoch + 1) / max(1, hp.sampling_ramp_epochs)
+        return float(hp.sampling_max * min(1.0, frac))
+
+    def _loss(self, batch: dict[str, Any], sampling_prob: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        grid, pooled = self.features(batch["images"])
+        idx = batch["img_index"]
+        grid, pooled = grid.index_select(0, idx), pooled.index_select(0, idx)
+        tokens = batch["tokens"]
+        inp, tgt = tokens[:, :-1], tokens[:, 1:]
+        if self.training and self.hparams.word_dropout > 0:
+            drop = torch.rand(inp.shape, device=inp.device) < self.hparams.word_dropout
+            drop[:, 0] = False
+            inp = torch.where(drop & (inp != self.vocab.pad_id), torch.full_like(inp, self.vocab.unk_id), inp)
+        logits, alphas = self.decoder(grid, pooled, inp, sampling_prob)
+        ce = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), tgt.reshape(-1), ignore_index=self.vocab.pad_id
+        )
+        reg = torch.zeros((), device=ce.device)
+        if alphas is not None and self.hparams.att_reg > 0:
+            reg = self.hparams.att_reg * doubly_stochastic_penalty(alphas.float(), tgt != self.vocab.pad_id)
+        return ce, reg
+
+    @torch.no_grad()
+    def generate(
+        self, images: torch.Tensor, beam_size: int | None = None, max_len: int | None = None
+    ) -> Decoded:
+        """Captions for a batch of normalised images (B, 3, S, S): beam search (``beam_size`` > 1) or greedy."""
+        k = self.hparams.beam_size if beam_size is None else beam_size
+        n = self.hparams.max_len if max_len is None else max_len
+        grid, pooled = self.features(images)
+        v = self.vocab
+        if k <= 1:
+            return greedy(self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, n)
+        return beam_search(
+            self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, k, n, self.hparams.length_penalty
+        )
+
+    # ------------------------------------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        p = self.sampling_prob()
+        ce, reg = self._loss(batch, p)
+        bs = len(batch["ids"])
+        self.log("train/loss", ce, prog_bar=True, batch_size=bs)
+        if reg.item() != 0:
+            self.log("train/att_reg", reg, batch_size=bs)
+        if p > 0:
+            self.log("train/sampling_prob", p, batch_size=bs)
+        return ce + reg
+
+    def _eval_step(self, batch: dict[str, Any], stage: str, beam: int) -> None:
+        if not batch["ids"]:
+            return
+        ce, _ = self._loss(batch)
+        self.log(f"{stage}/loss", ce, batch_size=len(batch["ids"]))
+        out = self.generate(batch["images"], beam_size=beam)
+        self._eval["hyps"].extend(self.vocab.decode_batch(out.tokens))
+        self._eval["refs"].extend(batch["refs"])
+        self._eval["ids"].extend(batch["ids"])
+
+    def _eval_end(self, stage: str) -> dict[str, float]:
+        hyps, refs = self._eval["hyps"], self._eval["refs"]
+        metrics = caption_metrics(hyps, refs, prefix=f"{stage}/") if hyps else {}
+        for k, val in metrics.items():
+            self.log(k, val, prog_bar=k.endswith(("bleu4", "cider")))
+        if stage == "test":
+            self.test_results = {k: list(v) for k, v in self._eval.items()}
+        self._eval = {"hyps": [], "refs": [], "ids": []}
+        return metrics
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val", beam=1)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test", beam=self.hparams.beam_size)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    # ------------------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        groups = [{"params": [p for p in self.decoder.parameters() if p.requires_grad], "lr": hp.lr}]
+        enc_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        if enc_params and self.encoder_lr_factor > 0:
+            groups.append({"params": enc_params, "lr": hp.lr * self.encoder_lr_factor})
+        opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(hp.warmup_steps, total // 5)
+
+        def schedule(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,92 @@
+"""The embedded scene corpus: determinism, the compositional split, caption templates, the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lstm_seq.vision.synth import (
+    BACKGROUNDS,
+    COLOURS,
+    SHAPES,
+    SceneConfig,
+    generate,
+    held_out_pairs,
+    load_or_generate,
+    novel_pair_recall,
+)
+
+CFG = SceneConfig(n_train=120, n_val=20, n_test=40, seed=3)
+
+
+def test_generation_is_deterministic() -> None:
+    a_img, a_rec = generate(CFG)
+    b_img, b_rec = generate(CFG)
+    assert np.array_equal(a_img, b_img)
+    assert a_rec == b_rec
+    assert a_img.shape == (180, 64, 64, 3) and a_img.dtype == np.uint8
+    c_img, _ = generate(SceneConfig(n_train=120, n_val=20, n_test=40, seed=4))
+    assert not np.array_equal(a_img, c_img)
+
+
+def test_vocabulary_of_the_world() -> None:
+    assert len(SHAPES) >= 5 and len(COLOURS) == 8 and len(BACKGROUNDS) == 4
+    held = held_out_pairs()
+    assert len(held) == 8 and {c for c, _ in held} == set(COLOURS)
+
+
+def test_held_out_pairs_only_in_test_and_in_every_test_image() -> None:
+    _, records = generate(CFG)
+    held = held_out_pairs()
+    backgrounds, counts = set(), set()
+    for r in records:
+        pairs = {(o["colour"], o["shape"]) for o in r["objects"]}
+        if r["split"] == "test":
+            assert pairs & held, r
+        else:
+            assert not pairs & held, r
+        backgrounds.add(r["background"])
+        counts.add(len(r["objects"]))
+        assert len(r["captions"]) == 5 and len(set(r["captions"])) == 5
+        for o in r["objects"]:  # every object is named in the first caption
+            assert f"{o['colour']} {o['shape']}" in " ".join(r["captions"])
+    assert backgrounds == set(BACKGROUNDS)
+    assert counts == {1, 2, 3}
+
+
+def test_relations_follow_positions() -> None:
+    _, records = generate(CFG)
+    checked = 0
+    for r in records:
+        if len(r["objects"]) != 2:
+            continue
+        a, b = sorted(r["objects"], key=lambda o: o["x"])
+        if abs(a["x"] - b["x"]) > abs(a["y"] - b["y"]):
+            phrase = (
+                f"{a['size']} {a['colour']} {a['shape']} left of a {b['size']} {b['colour']} {b['shape']}"
+            )
+            assert phrase in r["captions"][0] or all("left of" not in c for c in r["captions"][:1])
+            checked += 1
+    assert checked > 0
+
+
+def test_cache_is_reused_and_identical(tmp_path: Path) -> None:
+    small = SceneConfig(n_train=10, n_val=2, n_test=4)
+    img1, rec1 = load_or_generate(small, tmp_path)
+    folder = tmp_path / "scenes" / small.key()
+    stamp = (folder / "images.npy").stat().st_mtime_ns
+    img2, rec2 = load_or_generate(small, tmp_path)
+    assert (folder / "images.npy").stat().st_mtime_ns == stamp
+    assert np.array_equal(img1, img2) and rec1 == rec2
+    assert [p.name for p in (tmp_path / "scenes").iterdir()] == [small.key()]
+
+
+def test_novel_pair_recall() -> None:
+    objs = [
+        [{"colour": "red", "shape": "circle"}, {"colour": "blue", "shape": "star"}],
+        [{"colour": "green", "shape": "square"}],
+    ]
+    assert ("red", "circle") in held_out_pairs() and ("green", "square") in held_out_pairs()
+    assert novel_pair_recall(["a big red circle and a blue star", "a green circle"], objs) == 0.5
+    assert novel_pair_recall(["a red circles", "a green square"], objs) == 0.5
