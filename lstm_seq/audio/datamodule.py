@@ -1,0 +1,99 @@
+"""Train/val/test loaders over manifests, batched by duration under a frame budget."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+
+from lstm_seq.audio.bucketing import DurationBatchSampler
+from lstm_seq.audio.datasets import SpeechDataset, collate
+from lstm_seq.audio.manifest import read_manifest
+from lstm_seq.audio.vocab import CharVocab
+
+log = logging.getLogger(__name__)
+
+
+class ASRDataModule(pl.LightningDataModule):
+    """Datasets and loaders for the three splits.
+
+    Args:
+        manifests: ``{"train"|"val"|"test": path}``; a split may be missing or None.
+        vocab: character vocabulary.
+        sample_rate: audio rate for the front end.
+        max_duration: longest training/validation utterance (s); longer ones are skipped with a count.
+        max_frames: padded 10-ms frames per batch (the memory budget).
+        frames_per_second: feature frames per second.
+        num_workers: DataLoader worker processes.
+        seed: shuffling seed.
+        sorta_grad: first training epoch from short to long batches.
+    """
+
+    def __init__(
+        self,
+        manifests: dict[str, str | os.PathLike[str] | None],
+        vocab: CharVocab,
+        sample_rate: int = 16000,
+        max_duration: float | None = 20.0,
+        max_frames: int = 12000,
+        frames_per_second: float = 100.0,
+        num_workers: int = 0,
+        seed: int = 0,
+        sorta_grad: bool = True,
+    ) -> None:
+        super().__init__()
+        self.manifests = {k: Path(v) for k, v in manifests.items() if v}
+        self.vocab = vocab
+        self.sample_rate = sample_rate
+        self.max_duration = max_duration
+        self.max_frames = max_frames
+        self.fps = frames_per_second
+        self.num_workers = num_workers
+        self.seed = seed
+        self.sorta_grad = sorta_grad
+        self.datasets: dict[str, SpeechDataset] = {}
+
+    def dataset(self, split: str) -> SpeechDataset:
+        """The (cached) dataset of ``split``; raises KeyError if it has no manifest."""
+        if split not in self.datasets:
+            if split not in self.manifests:
+                raise KeyError(f"no manifest configured for the {split!r} split")
+            utts = read_manifest(self.manifests[split])
+            # the test split keeps long files: they are evaluated, batched alone by the budget
+            max_dur = None if split == "test" else self.max_duration
+            ds = SpeechDataset(utts, self.vocab, self.sample_rate, max_dur, name=split)
+            if len(ds) == 0:
+                raise ValueError(f"{self.manifests[split]}: no usable utterances ({dict(ds.skipped)})")
+            log.info("%s: %d utterances from %s (%s)", split, len(ds), self.manifests[split], ds.summary())
+            self.datasets[split] = ds
+        return self.datasets[split]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = self.dataset(split)
+        sampler = DurationBatchSampler(
+            ds.durations,
+            self.max_frames,
+            self.fps,
+            shuffle=shuffle,
+            seed=self.seed,
+            sorted_first_epoch=shuffle and self.sorta_grad,
+        )
+        return DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,271 @@
+"""MFCC features with two backends that share one set of explicit settings, and SpecAugment.
+
+Pipeline per utterance (both backends)::
+
+    power spectrogram  |STFT(w)|²    n_fft, hop, Hann window (periodic), centre padding optional
+    mel filterbank     M · S        HTK or Slaney mel scale, filter norm None or "slaney"
+    log                log(max(M·S, log_floor))          an absolute floor: no clip-relative dB clamp
+    DCT-II (ortho)     first n_mfcc coefficients
+    deltas (optional)  Δ and ΔΔ with a ±delta_window/2 regression, edge frames replicated
+    CMVN (optional)    per-utterance mean/variance normalisation over the valid frames
+
+Without centre padding (the default) frame ``t`` covers samples ``[t·hop, t·hop + n_fft)``, so the
+features of a chunk that starts at a multiple of ``hop`` equal the same frames of the whole clip
+(before CMVN and away from the delta window at the chunk's edges).
+
+The ``torchaudio`` backend (:class:`MFCC`) runs batched on the model's device; ``librosa``
+(:func:`librosa_mfcc`) is the CPU reference. They agree to ≤ 1e-3 relative error (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every setting of the front end; stored in checkpoints so inference matches training."""
+
+    sample_rate: int = 16000
+    n_fft: int = 400  # 25 ms window at 16 kHz
+    hop_length: int = 160  # 10 ms
+    n_mels: int = 40
+    n_mfcc: int = 20
+    f_min: float = 20.0
+    f_max: float | None = None  # None = sample_rate / 2
+    mel_scale: str = "htk"  # "htk" or "slaney"
+    mel_norm: str | None = None  # None or "slaney" (area normalisation)
+    center: bool = False  # centre padding (reflect); False keeps chunk features exact
+    log_floor: float = 1e-6  # log(max(mel power, floor))
+    deltas: bool = True  # append Δ and ΔΔ
+    delta_window: int = 5
+    cmvn: bool = True  # per-utterance mean/variance normalisation
+    backend: str = "torchaudio"  # or "librosa" (CPU reference)
+
+    @property
+    def dim(self) -> int:
+        """Feature size F per frame."""
+        return self.n_mfcc * (3 if self.deltas else 1)
+
+    def num_frames(self, num_samples: Tensor | int) -> Tensor | int:
+        """Frames produced from ``num_samples`` samples (0 when shorter than one window)."""
+        if self.center:
+            return num_samples // self.hop_length + 1
+        if isinstance(num_samples, Tensor):
+            return torch.where(
+                num_samples >= self.n_fft, (num_samples - self.n_fft) // self.hop_length + 1, 0
+            )
+        return (num_samples - self.n_fft) // self.hop_length + 1 if num_samples >= self.n_fft else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        return cls(**d)
+
+
+def cmvn(feats: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:
+    """Mean/variance normalise each utterance over its valid frames; padding stays zero.
+
+    Args:
+        feats: (B, T, F).
+        lengths: (B,) valid frames.
+    Returns:
+        (B, T, F).
+    """
+    mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+    n = lengths.clamp(min=1).to(feats.dtype)[:, None, None]
+    mean = (feats * mask).sum(1, keepdim=True) / n
+    var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / n
+    return (feats - mean) / torch.sqrt(var + eps) * mask
+
+
+class MFCC(nn.Module):
+    """Batched MFCC front end (torchaudio kernels) on the module's device.
+
+    ``forward(wave (B, N), lengths (B,) samples) -> (feats (B, T, F), frames (B,))``.
+    """
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        f_max = cfg.f_max or cfg.sample_rate / 2
+        fb = AF.melscale_fbanks(
+            cfg.n_fft // 2 + 1, cfg.f_min, f_max, cfg.n_mels, cfg.sample_rate, cfg.mel_norm, cfg.mel_scale
+        )
+        self.register_buffer("fbanks", fb, persistent=False)  # (n_freqs, n_mels)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")  # (n_mels, n_mfcc)
+        self.register_buffer("dct", dct, persistent=False)
+
+    @torch.no_grad()
+    def forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        cfg = self.cfg
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            wave = wave.float()
+            if wave.shape[-1] < cfg.n_fft:  # a batch of clips all shorter than one window
+                wave = torch.nn.functional.pad(wave, (0, cfg.n_fft - wave.shape[-1]))
+            spec = torch.stft(
+                wave,
+                cfg.n_fft,
+                cfg.hop_length,
+                cfg.n_fft,
+                self.window,
+                center=cfg.center,
+                pad_mode="reflect",
+                return_complex=True,
+            )  # (B, n_freqs, T)
+            power = spec.real**2 + spec.imag**2
+            mel = torch.matmul(power.transpose(1, 2), self.fbanks)  # (B, T, n_mels)
+            feats = torch.log(mel.clamp(min=cfg.log_floor)) @ self.dct  # (B, T, n_mfcc)
+            frames = torch.as_tensor(cfg.num_frames(lengths.to(wave.device)), device=wave.device)
+            frames = frames.clamp(max=feats.shape[1])
+            if cfg.deltas:
+                feats = add_deltas(feats, frames, cfg.delta_window)
+            if cfg.cmvn:
+                feats = cmvn(feats, frames)
+            else:
+                feats = (
+                    feats
+                    * (torch.arange(feats.shape[1], device=feats.device)[None] < frames[:, None])[..., None]
+                )
+        return feats, frames
+
+
+def add_deltas(feats: Tensor, frames: Tensor, win: int) -> Tensor:
+    """Append Δ and ΔΔ (regression over ±win//2 frames, edge frames replicated per utterance).
+
+    Args:
+        feats: (B, T, C); frames: (B,) valid lengths.
+    Returns:
+        (B, T, 3C).
+    """
+    # replicate each utterance's last valid frame into its padding, so deltas at the end are exact
+    t = torch.arange(feats.shape[1], device=feats.device)
+    idx = torch.minimum(t[None, :], (frames - 1).clamp(min=0)[:, None])  # (B, T)
+    x = torch.gather(feats, 1, idx[..., None].expand_as(feats)).transpose(1, 2)  # (B, C, T)
+    gather_t = idx[:, None, :].expand_as(x)
+    d1 = torch.gather(AF.compute_deltas(x, win_length=win, mode="replicate"), 2, gather_t)
+    d2 = AF.compute_deltas(d1, win_length=win, mode="replicate")
+    return torch.cat([x, d1, d2], dim=1).transpose(1, 2)
+
+
+def librosa_mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Reference MFCC of one clip with librosa (CPU): (N,) samples → (T, F), the same settings.
+
+    Note: librosa compiles its numba kernels on the first call in a process (tens of seconds).
+    """
+    import librosa
+    import scipy.signal
+
+    mel = librosa.feature.melspectrogram(
+        y=wave.astype(np.float32),
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.n_fft,
+        window="hann",
+        center=cfg.center,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=cfg.n_mels,
+        fmin=cfg.f_min,
+        fmax=cfg.f_max or cfg.sample_rate / 2,
+        htk=cfg.mel_scale == "htk",
+        norm=cfg.mel_norm,
+    )  # (n_mels, T)
+    logmel = np.log(np.maximum(mel, cfg.log_floor))
+    feats = librosa.feature.mfcc(S=logmel, n_mfcc=cfg.n_mfcc, dct_type=2, norm="ortho")  # (C, T)
+    if cfg.deltas:
+        d1 = scipy.signal.savgol_filter(feats, cfg.delta_window, 1, deriv=1, axis=-1, mode="nearest")
+        d2 = scipy.signal.savgol_filter(d1, cfg.delta_window, 1, deriv=1, axis=-1, mode="nearest")
+        feats = np.concatenate([feats, d1, d2], axis=0)
+    feats = feats.T  # (T, F)
+    if cfg.cmvn and feats.shape[0] > 0:
+        feats = (feats - feats.mean(0)) / np.sqrt(feats.var(0) + 1e-5)
+    return feats.astype(np.float32)
+
+
+def compute_features(
+    waves: list[np.ndarray] | Tensor,
+    cfg: FeatureConfig,
+    lengths: Tensor | None = None,
+    module: MFCC | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Features of a batch with the configured backend.
+
+    Args:
+        waves: list of (N_i,) arrays, or a padded (B, N) tensor with ``lengths``.
+        cfg: the front-end settings (``cfg.backend`` picks the backend).
+        module: a prebuilt :class:`MFCC` (its device is used) for the torchaudio backend.
+    Returns:
+        feats (B, T, F) float32, frames (B,) long.
+    """
+    if isinstance(waves, list):
+        lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+        wave = torch.zeros(len(waves), max(1, int(lengths.max())) if len(waves) else 1)
+        for i, w in enumerate(waves):
+            wave[i, : len(w)] = torch.as_tensor(w)
+    else:
+        wave = waves
+        assert lengths is not None, "a padded tensor needs lengths"
+    if cfg.backend == "torchaudio":
+        mod = module if module is not None else MFCC(cfg)
+        dev = mod.fbanks.device
+        return mod(wave.to(dev), lengths.to(dev))
+    if cfg.backend == "librosa":
+        outs = [librosa_mfcc(wave[i, : int(n)].cpu().numpy(), cfg) for i, n in enumerate(lengths)]
+        frames = torch.tensor([o.shape[0] for o in outs], dtype=torch.long)
+        feats = torch.zeros(len(outs), max(1, int(frames.max())) if outs else 1, cfg.dim)
+        for i, o in enumerate(outs):
+            feats[i, : o.shape[0]] = torch.from_numpy(o)
+        return feats, frames
+    raise ValueError(f"features.backend must be 'torchaudio' or 'librosa', got {cfg.backend!r}")
+
+
+class SpecAugment(nn.Module):
+    """Time and frequency masking (Park et al., 2019), applied only in training mode.
+
+    ``forward(feats (B, T, F), frames (B,)) -> (B, T, F)``; masked values are set to 0 (the mean
+    after CMVN). Time masks are at most ``max_time_frac`` of each utterance's length.
+    """
+
+    def __init__(
+        self,
+        freq_masks: int = 2,
+        freq_width: int = 8,
+        time_masks: int = 2,
+        time_width: int = 20,
+        max_time_frac: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width, self.max_time_frac = time_masks, time_width, max_time_frac
+
+    def forward(self, feats: Tensor, frames: Tensor) -> Tensor:
+        if not self.training:
+            return feats
+        B, T, F = feats.shape
+        dev = feats.device
+        keep = torch.ones(B, T, F, dtype=torch.bool, device=dev)
+        f_idx = torch.arange(F, device=dev)[None, :]
+        for _ in range(self.freq_masks):
+            w = torch.randint(0, self.freq_width + 1, (B, 1), device=dev)
+            f0 = (torch.rand(B, 1, device=dev) * (F - w).clamp(min=1)).long()
+            keep &= ~((f_idx >= f0) & (f_idx < f0 + w))[:, None, :]
+        t_idx = torch.arange(T, device=dev)[None, :]
+        max_w = torch.minimum(
+            torch.full_like(frames, self.time_width), (frames.float() * self.max_time_frac).long()
+        )[:, None]
+        for _ in range(self.time_masks):
+            w = (torch.rand(B, 1, device=dev) * (max_w + 1).float()).long()
+            t0 = (torch.rand(B, 1, device=dev) * (frames[:, None] - w).clamp(min=1).float()).long()
+            keep &= ~((t_idx >= t0) & (t_idx < t0 + w))[:, :, None]
+        return feats * keep

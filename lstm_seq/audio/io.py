@@ -1,0 +1,117 @@
+"""Reading audio: any format libsndfile reads (wav, flac, ogg, …), stereo → mono, any rate → one rate.
+
+Every failure raises :class:`AudioReadError` naming the file and the reason, so a caller can skip
+the file and go on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64")
+
+
+class AudioReadError(RuntimeError):
+    """A file cannot be read as audio; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header facts of an audio file (no samples read)."""
+
+    duration: float  # seconds
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioReadError(f"{path}: file not found")
+    if not path.is_file():
+        raise AudioReadError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioReadError(f"{path}: empty file (0 bytes)")
+
+
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
+    """Duration, rate and channels from the file header."""
+    p = Path(path)
+    _check_file(p)
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError for non-audio bytes
+        raise AudioReadError(f"{p}: not a readable audio file ({exc})") from exc
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioReadError(f"{p}: zero-length audio (no samples)")
+    return AudioInfo(
+        info.frames / info.samplerate, int(info.samplerate), int(info.channels), int(info.frames)
+    )
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Polyphase resampling of a mono float signal (N,) → (N·target/orig,); identity if equal."""
+    if orig_sr == target_sr:
+        return wav
+    g = math.gcd(int(orig_sr), int(target_sr))
+    return resample_poly(wav, target_sr // g, orig_sr // g).astype(np.float32, copy=False)
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int = 16000,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Read ``path`` as mono float32 in [-1, 1] at ``sample_rate``.
+
+    Args:
+        path: an audio file.
+        sample_rate: output rate; other rates are resampled.
+        start: offset in seconds.
+        duration: seconds to read from ``start`` (None = to the end).
+
+    Returns:
+        (N,) float32 waveform.
+
+    Raises:
+        AudioReadError: missing, empty, corrupt, non-audio or zero-length file.
+    """
+    p = Path(path)
+    _check_file(p)
+    try:
+        with sf.SoundFile(str(p)) as f:
+            sr = int(f.samplerate)
+            if start > 0:
+                f.seek(round(start * sr))
+            frames = -1 if duration is None else round(duration * sr)
+            data = f.read(frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioReadError(f"{p}: not a readable audio file ({exc})") from exc
+    if data.shape[0] == 0:
+        raise AudioReadError(f"{p}: zero-length audio (no samples)")
+    wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(wav)):
+        raise AudioReadError(f"{p}: audio contains NaN or infinite samples")
+    return np.ascontiguousarray(resample(wav, sr, sample_rate), dtype=np.float32)
+
+
+def is_silent(wav: np.ndarray, threshold: float = 1e-4) -> bool:
+    """True when the peak amplitude is below ``threshold`` (digital silence)."""
+    return wav.size == 0 or float(np.max(np.abs(wav))) < threshold
+
+
+def find_audio_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every file under ``root`` (recursively, sorted) whose extension is an audio format, plus any
+    other regular file that is not hidden (so non-audio files get reported, not silently ignored)."""
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"audio_dir {base} is not a directory")
+    return sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))

@@ -1,0 +1,104 @@
+"""Utterance manifests: JSON lines ``{"audio_filepath", "duration", "text"}`` (the NeMo convention),
+or CSV with the same column names.
+
+Relative audio paths are resolved against the manifest's folder. A malformed line raises
+:class:`ManifestError` naming the file and the line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lstm_seq.audio.io import AudioReadError, audio_info
+
+
+class ManifestError(ValueError):
+    """A manifest line is not valid; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One manifest entry."""
+
+    audio_filepath: str  # absolute path
+    duration: float  # seconds
+    text: str  # raw transcript (normalised later by the dataset)
+
+
+def _entry(raw: dict[str, object], where: str, base: Path) -> Utterance:
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    missing = [k for k in ("audio_filepath", "text") if k not in raw or raw[k] is None]
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {missing}")
+    path = Path(os.path.expanduser(str(raw["audio_filepath"])))
+    if not path.is_absolute():
+        path = base / path
+    dur = raw.get("duration")
+    if dur in (None, ""):
+        try:
+            dur = audio_info(path).duration
+        except AudioReadError:
+            dur = 0.0  # the dataset reports and skips unreadable files
+    try:
+        duration = float(dur)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: duration {dur!r} is not a number") from None
+    return Utterance(str(path), duration, str(raw["text"]))
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
+    """Read a ``.jsonl``/``.json`` (one object per line) or ``.csv``/``.tsv`` manifest."""
+    p = Path(path)
+    if not p.is_file():
+        raise ManifestError(f"{p}: manifest not found")
+    base = p.parent.resolve()
+    out: list[Utterance] = []
+    if p.suffix.lower() in (".csv", ".tsv"):
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+            if reader.fieldnames is None or "audio_filepath" not in reader.fieldnames:
+                raise ManifestError(f"{p}:1: CSV header must name audio_filepath,text[,duration]")
+            for i, row in enumerate(reader, start=2):
+                out.append(_entry(dict(row), f"{p}:{i}", base))
+        return out
+    with p.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{p}:{i}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            out.append(_entry(raw, f"{p}:{i}", base))
+    return out
+
+
+def write_manifest(
+    path: str | os.PathLike[str], utterances: Iterable[Utterance], relative: bool = False
+) -> Path:
+    """Write JSON lines (atomically: temp file + rename) and return the path.
+
+    With ``relative=True`` audio paths under the manifest's folder are written relative to it, so
+    the folder can move.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    base = p.parent.resolve()
+    tmp = p.with_name(f".{p.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for u in utterances:
+            row = asdict(u)
+            if relative and Path(u.audio_filepath).is_absolute():
+                try:
+                    row["audio_filepath"] = Path(u.audio_filepath).resolve().relative_to(base).as_posix()
+                except ValueError:
+                    pass
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, p)
+    return p

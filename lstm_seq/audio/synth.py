@@ -1,0 +1,212 @@
+"""The embedded speech corpus: grammar sentences spoken by eSpeak NG, generated on first use.
+
+Speakers are combinations of an English accent (``en-us``, ``en-gb-scotland``, …), a voice variant
+(``m3``, ``f2``, ``klatt``, …), a speaking rate and a pitch. Speakers, not utterances, are split
+into train / val / test, so every test speaker is unseen in training. Each utterance gets mild
+white noise at a random SNR and a little leading/trailing silence.
+
+Generation is deterministic: the same :class:`SynthConfig` gives byte-identical wav and manifest
+files (every random draw comes from generators seeded by ``(seed, index)``). The corpus is cached
+under ``<data_dir>/speech_synth/<key>/`` where ``key`` hashes the config; a ``DONE`` file marks a
+complete corpus (generation goes to a temporary folder that is renamed at the end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from lstm_seq.audio.espeak import ESpeak
+from lstm_seq.audio.grammar import sample_sentence
+from lstm_seq.audio.io import resample
+from lstm_seq.audio.manifest import Utterance, write_manifest
+
+ACCENTS = (
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-029",
+    "en-gb-x-rp",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+# f2, f3 and f5 are left out: their breath noise is not reproducible from run to run.
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4", "klatt", "klatt2", "klatt3", "klatt4")
+SPLITS = ("train", "val", "test")
+_VERSION = 2  # bump when generation changes, so old caches are not reused
+_SHARD = 100  # utterances rendered by one fresh process (part of the output's definition)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What the corpus contains; every field is part of the cache key."""
+
+    n_utterances: int = 3000  # total over the three splits
+    val_speakers: int = 8  # speakers held out for validation
+    test_speakers: int = 12  # speakers held out for test (unseen in train/val)
+    val_fraction: float = 0.08  # share of utterances spoken by validation speakers
+    test_fraction: float = 0.12  # share of utterances spoken by test speakers
+    sample_rate: int = 16000
+    rate_wpm: tuple[int, int] = (140, 210)  # speaking-rate range (words per minute) over speakers
+    pitch: tuple[int, int] = (25, 75)  # eSpeak pitch range (0-100) over speakers
+    snr_db: tuple[float, float] = (15.0, 40.0)  # additive white noise, per utterance
+    pad_s: tuple[float, float] = (0.05, 0.3)  # leading and trailing silence, per side
+    accents: tuple[str, ...] = ACCENTS
+    variants: tuple[str, ...] = VARIANTS
+    seed: int = 0
+    extra: dict[str, str] = field(default_factory=dict)  # free-form, part of the key
+
+    def key(self) -> str:
+        blob = json.dumps({"v": _VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker."""
+
+    name: str  # "en-gb-scotland+f2@172wpm/p41"
+    voice: str  # eSpeak voice name with variant
+    rate: int
+    pitch: int
+
+
+def make_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
+    """All accent × variant speakers, each with its own rate and pitch, split into train/val/test.
+
+    The held-out speakers are chosen so that each held-out accent+variant pair is new while the
+    accent and the variant each still occur in training.
+    """
+    rng = random.Random(f"speakers-{cfg.seed}")
+    pairs = [(a, v) for a in cfg.accents for v in cfg.variants]
+    rng.shuffle(pairs)
+    speakers = [
+        Speaker(
+            name=f"{a}+{v}@{r}wpm/p{p}",
+            voice=f"{a}+{v}",
+            rate=r,
+            pitch=p,
+        )
+        for a, v in pairs
+        for r, p in [(rng.randint(*cfg.rate_wpm), rng.randint(*cfg.pitch))]
+    ]
+    n_held = cfg.val_speakers + cfg.test_speakers
+    if n_held >= len(speakers):
+        raise ValueError(f"{n_held} held-out speakers but only {len(speakers)} accent × variant pairs")
+    return {
+        "test": speakers[: cfg.test_speakers],
+        "val": speakers[cfg.test_speakers : n_held],
+        "train": speakers[n_held:],
+    }
+
+
+def _plan(cfg: SynthConfig) -> list[tuple[str, int, str, Speaker]]:
+    """(split, index, sentence, speaker) for every utterance, in a fixed order."""
+    speakers = make_speakers(cfg)
+    n_test = max(1, round(cfg.n_utterances * cfg.test_fraction))
+    n_val = max(1, round(cfg.n_utterances * cfg.val_fraction))
+    counts = {"train": max(1, cfg.n_utterances - n_test - n_val), "val": n_val, "test": n_test}
+    rng = random.Random(f"text-{cfg.seed}")
+    plan = []
+    for split in SPLITS:
+        for i in range(counts[split]):
+            spk = speakers[split][i % len(speakers[split])]
+            plan.append((split, i, sample_sentence(rng), spk))
+    return plan
+
+
+def _render(cfg: SynthConfig, split: str, index: int, text: str, spk: Speaker, path: str) -> float:
+    """Synthesise one utterance into ``path``; returns its duration in seconds."""
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
+    engine = ESpeak.get()
+    rate = int(spk.rate * rng.uniform(0.94, 1.06))
+    pcm = engine.synth(text, spk.voice, rate=rate, pitch=spk.pitch)
+    wav = resample(pcm.astype(np.float32) / 32768.0, engine.sample_rate, cfg.sample_rate)
+    peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+    if peak > 0:
+        wav = wav * (rng.uniform(0.3, 0.9) / peak)
+    pad = [int(rng.uniform(*cfg.pad_s) * cfg.sample_rate) for _ in range(2)]
+    wav = np.concatenate([np.zeros(pad[0], np.float32), wav, np.zeros(pad[1], np.float32)])
+    rms = float(np.sqrt(np.mean(wav**2))) if wav.size else 0.0
+    snr = rng.uniform(*cfg.snr_db)
+    noise = rng.standard_normal(wav.shape[0]) * (rms / (10 ** (snr / 20)) if rms > 0 else 1e-4)
+    wav = np.clip(wav + noise, -1.0, 1.0).astype(np.float32)
+    sf.write(path, wav, cfg.sample_rate, subtype="PCM_16", format="WAV")
+    return wav.shape[0] / cfg.sample_rate
+
+
+def _render_shard(jobs: list[tuple[SynthConfig, str, int, str, Speaker, str]]) -> list[float]:
+    """Render a shard in order. eSpeak NG keeps internal state from one utterance to the next that
+    no API call resets, so each shard runs in a fresh process (``maxtasksperchild=1``): the audio of
+    an utterance then depends only on its shard, never on the number of workers or on scheduling."""
+    return [_render(*job) for job in jobs]
+
+
+def _context() -> mp.context.BaseContext:
+    # forkserver: children fork from a clean server that never loaded eSpeak (cheap, and safe even
+    # when the calling process has used eSpeak or started threads); spawn where there is none.
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])  # import once in the server, not in every child
+    return ctx
+
+
+def corpus_dir(data_dir: str | os.PathLike[str], cfg: SynthConfig) -> Path:
+    """Where the corpus of ``cfg`` lives under ``data_dir``."""
+    return Path(data_dir) / "speech_synth" / f"v{_VERSION}-{cfg.key()}"
+
+
+def build_corpus(
+    data_dir: str | os.PathLike[str], cfg: SynthConfig | None = None, workers: int | None = None
+) -> dict[str, Path]:
+    """Generate the corpus unless it is cached; returns ``{"train"|"val"|"test": manifest path}``.
+
+    Args:
+        data_dir: cache root (e.g. ``paths.data_dir``).
+        cfg: corpus settings.
+        workers: synthesis processes (default: CPU count, at most 4).
+    """
+    cfg = cfg or SynthConfig()
+    out = corpus_dir(data_dir, cfg)
+    manifests = {s: out / f"{s}.jsonl" for s in SPLITS}
+    if (out / "DONE").exists() and all(m.exists() for m in manifests.values()):
+        return manifests
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for s in SPLITS:
+        (tmp / "wavs" / s).mkdir(parents=True)
+    plan = _plan(cfg)
+    jobs = [(cfg, s, i, t, spk, str(tmp / "wavs" / s / f"{i:05d}.wav")) for s, i, t, spk in plan]
+    shards = [jobs[k : k + _SHARD] for k in range(0, len(jobs), _SHARD)]
+    workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(shards)))
+    with _context().Pool(workers, maxtasksperchild=1) as pool:
+        durations = [d for shard in pool.map(_render_shard, shards, chunksize=1) for d in shard]
+    for split in SPLITS:
+        rows = [
+            Utterance(str(tmp / "wavs" / s / f"{i:05d}.wav"), round(d, 4), t)
+            for (s, i, t, _), d in zip(plan, durations, strict=True)
+            if s == split
+        ]
+        write_manifest(tmp / f"{split}.jsonl", rows, relative=True)
+    speakers = {k: [asdict(s) for s in v] for k, v in make_speakers(cfg).items()}
+    (tmp / "speakers.json").write_text(json.dumps(speakers, indent=1, sort_keys=True) + "\n")
+    (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True) + "\n")
+    (tmp / "DONE").write_text("ok\n")
+    if out.exists():  # a concurrent or broken earlier run
+        shutil.rmtree(out, ignore_errors=True)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process won the race: use its corpus
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifests

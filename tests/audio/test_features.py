@@ -1,0 +1,101 @@
+"""MFCC front end: torchaudio vs librosa, chunk consistency, CMVN, SpecAugment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment, compute_features, librosa_mfcc
+
+from .conftest import speechlike
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def test_torchaudio_matches_librosa_on_speechlike_audio() -> None:
+    """The acceptance check: ≤ 1e-3 relative error for the default settings, in a padded batch."""
+    cfg = FeatureConfig()
+    waves = [speechlike(1.3, seed=1), speechlike(0.7, seed=2), speechlike(2.0, seed=3)]
+    feats, frames = compute_features(waves, cfg)
+    assert feats.shape == (3, cfg.num_frames(len(waves[2])), cfg.dim)
+    for i, w in enumerate(waves):
+        ref = torch.from_numpy(librosa_mfcc(w, cfg))
+        assert int(frames[i]) == ref.shape[0] == cfg.num_frames(len(w))
+        assert _rel(feats[i, : frames[i]], ref) <= 1e-3
+        assert torch.all(feats[i, frames[i] :] == 0)  # padding stays zero
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"mel_scale": "slaney", "mel_norm": "slaney", "deltas": False, "cmvn": False},
+        {"center": True, "n_mfcc": 20, "n_mels": 64},
+    ],
+)
+def test_backends_agree_for_other_settings(overrides: dict) -> None:
+    cfg = FeatureConfig(**overrides)
+    w = speechlike(1.0, seed=4)
+    feats, frames = compute_features([w], cfg)
+    ref = torch.from_numpy(librosa_mfcc(w, cfg))
+    assert _rel(feats[0, : frames[0]], ref) <= 1e-3
+
+
+def test_chunk_features_equal_whole_clip_frames() -> None:
+    """No clip-relative clamp and no centre padding: a chunk starting at a hop multiple gives the same
+    frames as the whole clip (CMVN and deltas off: they depend on the neighbourhood by design)."""
+    cfg = FeatureConfig(cmvn=False, deltas=False)
+    w = speechlike(3.0, seed=5)
+    w[:16000] *= 0.01  # a quiet first second must not change the loud part's features
+    whole, _ = compute_features([w], cfg)
+    start = 160 * 120
+    part, n = compute_features([w[start:]], cfg)
+    torch.testing.assert_close(part[0, : n[0]], whole[0, 120 : 120 + n[0]], rtol=1e-5, atol=1e-5)
+
+
+def test_cmvn_statistics_and_silence_floor() -> None:
+    cfg = FeatureConfig()
+    feats, frames = compute_features([speechlike(1.0), np.zeros(8000, np.float32)], cfg)
+    valid = feats[0, : frames[0]]
+    torch.testing.assert_close(valid.mean(0), torch.zeros(cfg.dim), atol=1e-4, rtol=0)
+    torch.testing.assert_close(valid.std(0, unbiased=False), torch.ones(cfg.dim), atol=1e-2, rtol=0)
+    assert torch.isfinite(feats[1]).all()  # digital silence hits the log floor, no -inf
+
+
+def test_too_short_clip_has_zero_frames() -> None:
+    cfg = FeatureConfig()
+    feats, frames = compute_features([np.ones(100, np.float32) * 0.1], cfg)
+    assert int(frames[0]) == 0 and torch.isfinite(feats).all()
+
+
+def test_specaugment_only_in_training() -> None:
+    torch.manual_seed(0)
+    aug = SpecAugment(freq_masks=2, freq_width=5, time_masks=2, time_width=10)
+    x = torch.randn(4, 100, 39) + 5
+    frames = torch.tensor([100, 80, 60, 40])
+    aug.eval()
+    assert torch.equal(aug(x, frames), x)
+    aug.train()
+    y = aug(x, frames)
+    assert y.shape == x.shape and (y == 0).any() and (y != 0).any()
+    # masks are whole rows/columns: every zero lies in a fully masked time step or feature bin
+    zero = y == 0
+    assert torch.all(zero.all(2, keepdim=True) | zero.all(1, keepdim=True) | ~zero)
+
+
+def test_mfcc_module_on_device_buffers_not_in_state_dict() -> None:
+    m = MFCC(FeatureConfig())
+    assert m.state_dict() == {}  # rebuilt from the config, so a checkpoint cannot carry stale filters
+
+
+def test_backends_agree_on_synthetic_speech(tiny_corpus: dict) -> None:
+    from lstm_seq.audio.io import load_audio
+    from lstm_seq.audio.manifest import read_manifest
+
+    cfg = FeatureConfig()
+    waves = [load_audio(u.audio_filepath) for u in read_manifest(tiny_corpus["test"])[:3]]
+    feats, frames = compute_features(waves, cfg)
+    for i, w in enumerate(waves):
+        assert _rel(feats[i, : frames[i]], torch.from_numpy(librosa_mfcc(w, cfg))) <= 1e-3

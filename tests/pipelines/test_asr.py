@@ -1,0 +1,145 @@
+"""The speech pipeline end to end, as users run it: smoke training, test, transcribe, prepare, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from tests.audio.conftest import speechlike
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_asr(
+    tmp: Path, *overrides: str, check: bool = True
+) -> tuple[subprocess.CompletedProcess[str], Path | None]:
+    """Run ``python -m pipelines.asr`` with its data and outputs under ``tmp``; returns the process
+    and the run directory it created."""
+    out = tmp / "outputs"
+    before = set(out.rglob("metrics.json")) if out.exists() else set()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.asr",
+        f"paths.data_dir={tmp / 'data'}",
+        f"paths.output_dir={out}",
+        "trainer.enable_progress_bar=false",
+        *overrides,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=3600)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"pipelines.asr failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    new = sorted(set(out.rglob("metrics.json")) - before) if out.exists() else []
+    return proc, (new[-1].parent if new else None)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One ``debug=smoke`` run shared by the tests below: (tmp root, run dir)."""
+    tmp = tmp_path_factory.mktemp("asr")
+    proc, run = run_asr(tmp, "debug=smoke")
+    assert run is not None and "ASR done" in proc.stdout
+    return tmp, run
+
+
+def test_smoke_trains_tests_and_writes_everything(smoke: tuple[Path, Path]) -> None:
+    _, run = smoke
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("test/wer", "test/cer", "test/wer_greedy", "test/cer_greedy", "test/wer_beam", "test/loss"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert metrics["test/utterances"] > 0 and metrics["data/train/kept"] > 0
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert any(p.name.startswith("best-") for p in (run / "checkpoints").iterdir())
+    assert len(list((run / "plots").glob("*.png"))) >= 1
+    rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == metrics["test/utterances"] and {"path", "ref", "greedy", "beam"} <= set(rows[0])
+    header = (run / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss" in header and "val/wer" in header and "val/cer" in header
+    assert any((run / "tensorboard").rglob("events.out.tfevents*"))
+    ckpt = __import__("torch").load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    hp = ckpt["hyper_parameters"]
+    assert hp["pipeline"] == "asr" and hp["vocab"]["symbols"] and hp["features"]["n_mfcc"] > 0
+    assert ckpt["asr_lm_texts"]  # the LM's training transcripts travel with the model
+
+
+def test_mode_test_evaluates_a_checkpoint(smoke: tuple[Path, Path]) -> None:
+    tmp, run = smoke
+    proc, out = run_asr(
+        tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode=greedy"
+    )
+    assert out is not None and "test: WER" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test/wer"] and metrics["test/wer"] == metrics["test/wer_greedy"]
+
+
+def test_mode_transcribe_a_folder_with_bad_files(smoke: tuple[Path, Path], tmp_path: Path) -> None:
+    tmp, run = smoke
+    audio = tmp_path / "in"
+    (audio / "nested").mkdir(parents=True)
+    sf.write(audio / "a.wav", speechlike(1.0), 16000)
+    sf.write(audio / "nested" / "b.flac", speechlike(3.0, 8000), 8000)
+    (audio / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    proc, out = run_asr(
+        tmp,
+        "mode=transcribe",
+        f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
+        f"audio_dir={audio}",
+        "transcribe.chunk_s=1.0",
+    )
+    assert out is not None
+    rows = {
+        Path(r["path"]).name: r for r in map(json.loads, (out / "transcripts.jsonl").read_text().splitlines())
+    }
+    assert set(rows) == {"a.wav", "b.flac", "broken.wav"}
+    assert "error" in rows["broken.wav"] and "text" in rows["a.wav"]
+    assert rows["b.flac"]["duration"] == pytest.approx(3.0, abs=1e-3)  # chunked (chunk_s=1.0)
+    assert "transcribed 2/3 files (1 errors)" in proc.stdout
+
+
+def test_prepare_librispeech_then_manifests_load(tmp_path: Path) -> None:
+    d = tmp_path / "LS" / "dev-clean" / "84" / "121"
+    d.mkdir(parents=True)
+    sf.write(d / "84-121-0000.flac", speechlike(0.5), 16000, format="FLAC")
+    (d / "84-121.trans.txt").write_text("84-121-0000 HELLO THERE\n")
+    _proc, out = run_asr(tmp_path, "mode=prepare", "data=librispeech", f"data.root={tmp_path / 'LS'}")
+    manifest = tmp_path / "data" / "librispeech" / "dev-clean.jsonl"
+    assert manifest.is_file() and json.loads(manifest.read_text())["text"] == "HELLO THERE"
+    assert out is not None and json.loads((out / "metrics.json").read_text())["prepare/dev-clean"] == 1
+
+
+def test_wrong_checkpoint_fails_clearly(tmp_path: Path) -> None:
+    import torch
+
+    torch.save({"state_dict": {}, "hyper_parameters": {"pipeline": "caption"}}, tmp_path / "cap.ckpt")
+    proc, _ = run_asr(
+        tmp_path, "mode=transcribe", f"ckpt={tmp_path / 'cap.ckpt'}", f"audio_dir={tmp_path}", check=False
+    )
+    assert proc.returncode != 0 and "is not a speech-recognition (asr) checkpoint" in proc.stderr
+
+
+@pytest.mark.slow
+def test_missing_arguments_fail_clearly(tmp_path: Path) -> None:
+    proc, _ = run_asr(tmp_path, "mode=transcribe", check=False)
+    assert proc.returncode != 0 and "mode=transcribe needs ckpt=PATH and audio_dir=DIR" in proc.stderr
+    proc, _ = run_asr(tmp_path, "data=speech_manifest", check=False)
+    assert proc.returncode != 0 and "data.train_manifest is not set" in proc.stderr
+
+
+@pytest.mark.slow
+def test_default_run_reaches_the_goal(tmp_path: Path) -> None:
+    """The acceptance run: defaults, fresh corpus, unseen test speakers (minutes on a 2-core CPU)."""
+    _proc, run = run_asr(tmp_path, "logger=none", "plot_utterances=0")
+    assert run is not None
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["test/wer"] <= 0.10 and m["test/cer"] <= 0.04, m
+    assert m["test/wer_beam"] < m["test/wer_greedy"]  # the LM helps
