@@ -99,7 +99,9 @@ def recurrence(
     Returns output (T, B, P) (zero at padded steps), h_n (B, P), c_n (B, H): the states after each
     sequence's last valid step.
     """
-    xp = input_projection(x, w)
+    # unbind, not xp[t]: the backward of T separate selects would write T full-size (T, B, 4H)
+    # gradients (quadratic in T); unbind's backward stacks the T step gradients once.
+    xp = input_projection(x, w).unbind(0)
     steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
     outputs: list[Tensor] = [x.new_empty(0)] * x.shape[0]
     h, c = h0, c0
