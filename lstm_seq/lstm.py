@@ -53,10 +53,11 @@ in float64 to 1e-9 relative):
 * ``"fused"`` — :mod:`lstm_seq.fused`: PyTorch's built-in kernels (cuDNN on a GPU, ATen's native
   loop on CPU) through ``torch.lstm``; every option but ``layer_norm``.
 * ``"auto"`` (default) — ``fused`` whenever it applies, else ``reference`` (``layer_norm=True``).
-  Measured reasons (benchmarks/RESULTS.md): on this project's 2-core CPU, fp32, ``fused`` is
-  1.0–1.3× faster than ``reference`` forward and 1.0–1.5× forward+backward on the benchmark shapes,
-  and it is the cuDNN path on a GPU (PERFORMANCE.md: a Python loop of the equations is about 44×
-  slower than cuDNN's best on one layer). Faster GPU plans (per-direction persistent cuDNN calls,
+  Measured reasons (benchmarks/RESULTS.md): on this project's 2-core development CPU, fp32,
+  ``fused`` is 1.5–2.5× faster than ``reference`` forward and 1.4–2.4× forward+backward on the
+  cap-dec, 1layer, asr-enc-B8 and asr-enc shapes (and the same kernel as nn.LSTM: 0.84–1.06×, noise); on a
+  GPU it is the cuDNN path (PERFORMANCE.md: a Python loop of the equations is about 44× slower than
+  cuDNN's best on one layer). Faster GPU plans (per-direction persistent cuDNN calls,
   a fused LayerNorm kernel) will be added behind ``auto`` with their own measurements.
 
 :meth:`LSTM.plan` says which backend a given input would run on.
