@@ -51,14 +51,25 @@ in float64 to 1e-9 relative):
 * ``"reference"`` — :mod:`lstm_seq.reference`: one Python-level step after another; the input
   projection of all steps is one GEMM. Every device, dtype and option.
 * ``"fused"`` — :mod:`lstm_seq.fused`: PyTorch's built-in kernels (cuDNN on a GPU, ATen's native
-  loop on CPU) through ``torch.lstm``; every option but ``layer_norm``.
-* ``"auto"`` (default) — ``fused`` whenever it applies, else ``reference`` (``layer_norm=True``).
-  Measured reasons (benchmarks/RESULTS.md): on this project's 2-core development CPU, fp32,
-  ``fused`` is 1.5–2.5× faster than ``reference`` forward and 1.4–2.4× forward+backward on the
-  cap-dec, 1layer, asr-enc-B8 and asr-enc shapes (and the same kernel as nn.LSTM: 0.84–1.06×, noise); on a
-  GPU it is the cuDNN path (PERFORMANCE.md: a Python loop of the equations is about 44× slower than
-  cuDNN's best on one layer). Faster GPU plans (per-direction persistent cuDNN calls,
-  a fused LayerNorm kernel) will be added behind ``auto`` with their own measurements.
+  loop on CPU) through ``torch.lstm``, the whole stack in one call; every option but ``layer_norm``.
+* ``"layerwise"`` — :mod:`lstm_seq.layerwise`: the same kernels, one call per layer and direction
+  (the reverse direction on time-reversed input), layer 0's features zero-padded to a multiple of
+  128 on a GPU; every option but ``layer_norm``.
+* ``"auto"`` (default) — :func:`choose_backend`:
+
+  - ``layer_norm=True`` → ``reference`` (no fused LayerNorm kernel yet).
+  - CUDA, half precision (fp16/bf16 input or CUDA autocast), more than one layer or bidirectional,
+    no ``proj_size`` → ``layerwise``. Measured reason (PERFORMANCE.md, H100, cuDNN 9.19): cuDNN's
+    persistent algorithm runs only one-layer unidirectional half-precision calls; the 4-layer
+    bidirectional ASR encoder (B32 T400 I320 H512, fwd+bwd, bf16 autocast) took 113 ms as one
+    nn.LSTM call and 46 ms as 8 one-layer unidirectional calls. That measurement was of nn.LSTM
+    modules; this backend's own GPU timing is still to be recorded by benchmarks/lstm_speed.py.
+  - everything else → ``fused``. Measured reasons (benchmarks/RESULTS.md): on this project's 2-core
+    development CPU, fp32, ``fused`` is 1.5–2.5× faster than ``reference`` forward and 1.4–2.4×
+    forward+backward on the cap-dec, 1layer, asr-enc-B8 and asr-enc shapes (and the same kernel as
+    nn.LSTM: 0.84–1.06×, noise); in fp32 on a GPU the split is slower than one call (125 vs 105 ms
+    for the encoder above), and a Python loop of the equations is about 44× slower than cuDNN's
+    best on one layer.
 
 :meth:`LSTM.plan` says which backend a given input would run on.
 """
@@ -75,11 +86,38 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from lstm_seq import fused, reference
+from lstm_seq import fused, layerwise, reference
 
-Backend = Literal["auto", "reference", "fused"]
+Backend = Literal["auto", "reference", "fused", "layerwise"]
 State = tuple[Tensor, Tensor]
-BACKENDS: tuple[str, ...] = ("auto", "reference", "fused")
+BACKENDS: tuple[str, ...] = ("auto", "reference", "fused", "layerwise")
+# cuDNN's persistent algorithm wants input and hidden sizes that are multiples of this (PERFORMANCE.md).
+GPU_FEATURE_MULTIPLE = 128
+
+
+def choose_backend(
+    backend: str,
+    *,
+    layer_norm: bool,
+    device_type: str,
+    half_precision: bool,
+    num_layers: int,
+    bidirectional: bool,
+    proj_size: int,
+) -> str:
+    """The dispatch rule behind :meth:`LSTM.plan`, as a pure function of what it depends on.
+
+    Returns ``"reference"``, ``"fused"`` or ``"layerwise"``. ``half_precision`` means the input is
+    fp16/bf16 or CUDA autocast is on.
+    """
+    if backend == "reference" or layer_norm:
+        return "reference"
+    if backend != "auto":
+        return backend
+    split_helps = num_layers > 1 or bidirectional
+    if device_type == "cuda" and half_precision and split_helps and proj_size == 0:
+        return "layerwise"
+    return "fused"
 
 
 class LSTM(nn.Module):
@@ -125,8 +163,10 @@ class LSTM(nn.Module):
         _check_sizes(input_size, hidden_size, num_layers, dropout, proj_size)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if layer_norm and backend == "fused":
-            raise ValueError("backend='fused' has no LayerNorm kernel; use backend='auto' or 'reference'")
+        if layer_norm and backend in ("fused", "layerwise"):
+            raise ValueError(
+                f"backend={backend!r} has no LayerNorm kernel; use backend='auto' or 'reference'"
+            )
         if forget_bias is not None and chrono_init is not None:
             raise ValueError("forget_bias and chrono_init are exclusive: give one of them")
         if (forget_bias is not None or chrono_init is not None) and not bias:
@@ -280,13 +320,23 @@ class LSTM(nn.Module):
 
     # ------------------------------------------------------------------ dispatch
     def plan(self, input: Tensor | PackedSequence) -> str:
-        """The backend that :meth:`forward` would use for ``input``: ``"reference"`` or ``"fused"``.
+        """The backend that :meth:`forward` would use for ``input``: ``"reference"``, ``"fused"`` or
+        ``"layerwise"``.
 
-        This is the one dispatch point; see the module docs for the measured reasons.
+        This is the one dispatch point (rule: :func:`choose_backend`); see the module docs for the
+        measured reasons.
         """
-        if self.backend == "reference" or self.layer_norm:
-            return "reference"
-        return "fused"
+        x = input.data if isinstance(input, PackedSequence) else input
+        half = x.dtype in (torch.float16, torch.bfloat16) or (x.is_cuda and torch.is_autocast_enabled("cuda"))
+        return choose_backend(
+            self.backend,
+            layer_norm=self.layer_norm,
+            device_type=x.device.type,
+            half_precision=half,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            proj_size=self.proj_size,
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -370,11 +420,17 @@ class LSTM(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """x (T, B, I) time-major; lengths (B,) CPU int64 or None (= all full)."""
         self._check_input_size(x.shape[-1])
-        if self.plan(x) == "fused":
+        plan = self.plan(x)
+        if plan == "fused":
             cfg = self._fused_config()
             if lengths is None:
                 return fused.run_padded(x, h0, c0, self._flat_weights, cfg)
             return fused.run_lengths(x, lengths, h0, c0, self._flat_weights, cfg)
+        if plan == "layerwise":
+            pad = GPU_FEATURE_MULTIPLE if x.is_cuda else 1
+            return layerwise.run_layers(
+                x, lengths, h0, c0, self.all_weights, self._fused_config(), pad_input_to=pad
+            )
         mask = None
         if lengths is not None:
             steps = torch.arange(x.shape[0], device=x.device)

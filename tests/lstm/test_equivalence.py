@@ -17,7 +17,7 @@ from ._util import assert_close, twins
 T, B, I, H = 6, 3, 4, 5
 GRID = list(
     itertools.product(
-        ["reference", "fused"],  # backend
+        ["reference", "fused", "layerwise"],  # backend
         [1, 2, 3],  # num_layers
         [False, True],  # bidirectional
         [False, True],  # batch_first
@@ -86,7 +86,7 @@ def test_matches_nn_lstm(case: tuple) -> None:
         assert_close(p.grad, ref_params[name].grad, f"grad of {name}")
 
 
-@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("backend", ["reference", "fused", "layerwise"])
 def test_no_bias_and_unbatched(backend: str) -> None:
     ref, ours = twins(backend, bias=False, num_layers=2, bidirectional=True)
     assert not any("bias" in n for n, _ in ours.named_parameters())

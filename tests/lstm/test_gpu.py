@@ -10,7 +10,7 @@ from ._util import twins
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("backend", ["reference", "fused", "auto"])
+@pytest.mark.parametrize("backend", ["reference", "fused", "layerwise", "auto"])
 def test_cuda_matches_nn_lstm_float64_with_lengths(backend: str) -> None:
     ref, ours = twins(backend, 8, 16, num_layers=2, bidirectional=True)
     ref, ours = ref.cuda(), ours.cuda()
@@ -34,3 +34,17 @@ def test_cuda_bf16_autocast_close_to_fp32() -> None:
     torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
     got.float().sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in ours.parameters())
+
+
+def test_auto_splits_layers_under_autocast_and_matches_fused() -> None:
+    _, ours = twins("auto", 320, 128, num_layers=2, bidirectional=True)
+    ours = ours.float().cuda()
+    x = torch.randn(40, 8, 320, device="cuda")
+    lengths = torch.tensor([40, 17, 33, 40, 5, 40, 28, 9])
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        assert ours.plan(x) == "layerwise"
+        got, (h, _) = ours(x, lengths=lengths)
+        ours.backend = "fused"
+        want, (h_want, _) = ours(x, lengths=lengths)
+    torch.testing.assert_close(got.float(), want.float(), rtol=0.02, atol=0.02)
+    torch.testing.assert_close(h.float(), h_want.float(), rtol=0.02, atol=0.02)

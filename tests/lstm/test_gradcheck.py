@@ -13,6 +13,7 @@ CASES = [
     ("fused", {}),
     ("reference", {"bidirectional": True, "proj_size": 2}),
     ("fused", {"bidirectional": True, "proj_size": 2}),
+    ("layerwise", {"bidirectional": True}),
     ("reference", {"layer_norm": True}),
     ("auto", {"layer_norm": True, "bidirectional": True}),
 ]

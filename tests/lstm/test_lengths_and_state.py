@@ -15,6 +15,7 @@ CONFIGS = [
     ("fused", {}),
     ("reference", {"layer_norm": True}),
     ("fused", {"proj_size": 2}),
+    ("layerwise", {}),
 ]
 IDS = [f"{b}-{'-'.join(sorted(k)) or 'plain'}" for b, k in CONFIGS]
 

@@ -1,0 +1,100 @@
+"""The ``layerwise`` backend: one ``torch.lstm`` call per layer and direction.
+
+Why: cuDNN picks its fast *persistent* algorithm only for one-layer, unidirectional, half-precision
+calls whose input and hidden sizes are multiples of 128 and whose batch is a multiple of 8 up to 128
+(../shared/PERFORMANCE.md, from PyTorch's ``aten/src/ATen/native/cudnn/RNN.cpp``). A stacked or
+bidirectional ``nn.LSTM`` is one call and never qualifies. Splitting the same network into
+``L * D`` single-layer unidirectional calls lets every call qualify: on an H100 under bf16
+autocast, the 4-layer bidirectional ASR encoder took 46 ms that way against 113 ms as one call
+(fwd+bwd, B32 T400 I320 H512). In fp32 the split is slower (125 vs 105 ms), so ``auto`` uses this
+backend only for half precision on a GPU (see :meth:`lstm_seq.LSTM.plan`).
+
+The reverse direction runs the forward kernel on the time-reversed input (each sequence reversed
+within its own length) and reverses its output back. Layer 0's input features may be zero-padded
+to a multiple (``pad_input_to``, 128 on a GPU): the padded columns of ``W_ih`` are zero, so the
+numbers do not change, and the gradient of the real columns is untouched.
+
+Shapes: ``T`` steps, ``B`` batch, ``I`` input size, ``H`` hidden size, ``P`` size of ``h``
+(``proj_size`` or ``H``), ``L`` layers, ``D`` directions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstm_seq.fused import FusedConfig, run_lengths, run_padded
+
+
+def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """x (T, B, F) → each sequence reversed over its first ``lengths[b]`` steps; the padding past a
+    length stays where it is. lengths (B,) int64 or None (all T)."""
+    if lengths is None:
+        return x.flip(0)
+    steps = x.shape[0]
+    t = torch.arange(steps)[:, None]
+    lens = lengths[None, :]
+    index = torch.where(t < lens, lens - 1 - t, t).to(x.device)  # (T, B)
+    return x.gather(0, index[:, :, None].expand_as(x))
+
+
+def pad_features(x: Tensor, w_ih: Tensor, multiple: int) -> tuple[Tensor, Tensor]:
+    """Zero-pad the feature axis of x (T, B, I) and the columns of w_ih (4H, I) up to a multiple of
+    ``multiple``; returns them unchanged when I already is one (or ``multiple`` <= 1)."""
+    extra = -x.shape[-1] % multiple if multiple > 1 else 0
+    if extra == 0:
+        return x, w_ih
+    return F.pad(x, (0, extra)), F.pad(w_ih, (0, extra))
+
+
+def run_layers(
+    x: Tensor,
+    lengths: Tensor | None,
+    h0: Tensor,
+    c0: Tensor,
+    blocks: list[list[Tensor]],
+    cfg: FusedConfig,
+    pad_input_to: int = 1,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run a stacked (bi)LSTM one layer and direction at a time.
+
+    Args:
+        x: (T, B, I) time-major input.
+        lengths: (B,) CPU int64 valid lengths, or None when every sequence has all T steps.
+        h0: (L*D, B, P); c0: (L*D, B, H).
+        blocks: per layer and direction (index ``layer * D + direction``), that block's weights in
+            nn.LSTM's order ``w_ih, w_hh, [b_ih, b_hh], [w_hr]``.
+        cfg: the module's options; dropout applies to every layer's output but the last.
+        pad_input_to: zero-pad each layer's input features to a multiple of this (1 = never).
+
+    Returns:
+        output (T, B, D*P) (zero past each length), h_n (L*D, B, P), c_n (L*D, B, H).
+    """
+    dirs = 2 if cfg.bidirectional else 1
+    one = FusedConfig(
+        has_bias=cfg.has_bias, num_layers=1, bidirectional=False, dropout=0.0, training=cfg.training
+    )
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    layer_in = x
+    for layer in range(cfg.num_layers):
+        outs = []
+        for d in range(dirs):
+            k = layer * dirs + d
+            inp, w_ih = pad_features(layer_in, blocks[k][0], pad_input_to)
+            weights = [w_ih, *blocks[k][1:]]
+            if d == 1:
+                inp = reverse_within_lengths(inp, lengths)
+            state = (h0[k : k + 1], c0[k : k + 1])
+            if lengths is None:
+                out, h, c = run_padded(inp, *state, weights, one)
+            else:
+                out, h, c = run_lengths(inp, lengths, *state, weights, one)
+            outs.append(reverse_within_lengths(out, lengths) if d == 1 else out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = outs[0] if dirs == 1 else torch.cat(outs, dim=-1)
+        if cfg.training and cfg.dropout > 0 and layer < cfg.num_layers - 1:
+            layer_in = F.dropout(layer_in, cfg.dropout, training=True)
+    return layer_in, torch.cat(h_n), torch.cat(c_n)
