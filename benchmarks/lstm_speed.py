@@ -8,6 +8,10 @@ side by side: warm-up, then the median of ``--repeats`` runs (CUDA events on a G
     python benchmarks/lstm_speed.py                       # every shape; fp32 (+ bf16 on a GPU)
     python benchmarks/lstm_speed.py --shapes cap-dec 1layer --repeats 5 --with-reference
     python benchmarks/lstm_speed.py --quick               # shapes cut down 8x in T and B (a smoke run)
+    python benchmarks/lstm_speed.py --also fused layerwise --lengths   # more backends; padded batches too
+
+``--lengths`` adds a "<shape>+len" case per shape: lengths drawn in [T/2, T]; ours gets ``lengths=``,
+nn.LSTM gets the same batch packed (the packing is inside the timed region for both, as in use).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import json
 import platform
 import re
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstm_seq
 
@@ -135,18 +141,33 @@ def time_interleaved(
 
 
 def workload(
-    module: nn.Module, x: torch.Tensor, dtype: str, device: torch.device, backward: bool
+    module: nn.Module,
+    x: torch.Tensor,
+    dtype: str,
+    device: torch.device,
+    backward: bool,
+    lengths: torch.Tensor | None = None,
 ) -> Callable[[], None]:
+    """One timed call. With ``lengths``: lstm_seq gets ``lengths=``; nn.LSTM a packed batch."""
+
+    def run() -> torch.Tensor:
+        if lengths is None:
+            return module(x)[0]
+        if isinstance(module, lstm_seq.LSTM):
+            return module(x, lengths=lengths)[0]
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        return pad_packed_sequence(module(packed)[0], total_length=x.shape[0])[0]
+
     def fn() -> None:
         if backward:
             x.grad = None
             module.zero_grad(set_to_none=True)
             with precision(dtype, device):
-                out, _ = module(x)
+                out = run()
             out.float().sum().backward()
         else:
             with torch.no_grad(), precision(dtype, device):
-                module(x)
+                run()
 
     return fn
 
@@ -162,6 +183,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs first; 5 on GPU, 1 on CPU")
     parser.add_argument("--backend", default="auto", choices=lstm_seq.lstm.BACKENDS)
     parser.add_argument("--with-reference", action="store_true", help="also time backend='reference'")
+    parser.add_argument(
+        "--also", nargs="*", default=[], choices=["fused", "layerwise"], help="also time these backends"
+    )
+    parser.add_argument("--lengths", action="store_true", help="add a padded-batch case per shape")
     parser.add_argument("--quick", action="store_true", help="divide T and B by 8 (smoke run)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -179,9 +204,10 @@ def main() -> None:
     print(
         f"device: {name} | torch {torch.__version__} | cuDNN {torch.backends.cudnn.version()} | median of {repeats}"
     )
-    header = f"{'case':<14}{'dtype':<6}{'pass':<9}{'plan':<10}{'ours ms':>10}{'torch ms':>10}{'speedup':>9}"
+    header = f"{'case':<16}{'dtype':<6}{'pass':<9}{'plan':<10}{'ours ms':>10}{'torch ms':>10}{'speedup':>9}"
     if args.with_reference:
         header += f"{'ref ms':>10}"
+    header += "".join(f"{b + ' ms':>13}" for b in args.also)
     print(header)
     for shape_name in args.shapes:
         shape = SHAPES[shape_name]
@@ -195,37 +221,55 @@ def main() -> None:
                 shape.bidirectional,
                 shape.layer_norm,
             )
-        err = check(shape, device, args.backend)
+        err = max(check(shape, device, backend) for backend in (args.backend, *args.also))
         if err > 1e-9:
             raise SystemExit(f"{shape_name}: lstm_seq.LSTM differs from the float64 reference by {err:.3g}")
         theirs, ours = build(shape, device, args.backend)
         x = torch.randn(shape.T, shape.B, shape.I, device=device, requires_grad=True)
-        plan = ours.plan(x)
         ref = None
         if args.with_reference:
             _, ref = build(shape, device, "reference")
-        for dtype in dtypes:
-            for pass_ in args.passes:
-                backward = pass_ == "fwd+bwd"
-                fns = [workload(m, x, dtype, device, backward) for m in (ours, theirs, ref) if m is not None]
-                ours_ms, torch_ms, *ref_ms = time_interleaved(fns, device, warmup, repeats)
-                row = {
-                    "name": shape_name,
-                    "dtype": dtype,
-                    "pass": pass_,
-                    "ours_ms": round(ours_ms, 3),
-                    "torch_ms": round(torch_ms, 3),
-                    "speedup": round(torch_ms / ours_ms, 3),
-                    "plan": plan,
-                    "shape": vars(shape),
-                    "max_abs_err_f64": err,
-                }
-                line = f"{shape_name:<14}{dtype:<6}{pass_:<9}{plan:<10}{ours_ms:>10.2f}{torch_ms:>10.2f}{torch_ms / ours_ms:>8.2f}x"
-                if ref_ms:
-                    row["reference_ms"] = round(ref_ms[0], 3)
-                    line += f"{ref_ms[0]:>10.2f}"
-                print(line, flush=True)
-                rows.append(row)
+        extra = [build(shape, device, b)[1] for b in args.also]
+        for m in extra:
+            m.load_state_dict(ours.state_dict())
+        gen = torch.Generator().manual_seed(1)
+        cases: list[tuple[str, torch.Tensor | None]] = [(shape_name, None)]
+        if args.lengths:
+            lens = torch.randint(shape.T // 2, shape.T + 1, (shape.B,), generator=gen)
+            lens[0] = shape.T
+            cases.append((f"{shape_name}+len", lens))
+        for (case_name, lens), dtype, pass_ in itertools.product(cases, dtypes, args.passes):
+            with precision(dtype, device):
+                plan = ours.plan(x)
+            backward = pass_ == "fwd+bwd"
+            fns = [
+                workload(m, x, dtype, device, backward, lens)
+                for m in (ours, theirs, ref, *extra)
+                if m is not None
+            ]
+            ours_ms, torch_ms, *more_ms = time_interleaved(fns, device, warmup, repeats)
+            ref_ms = more_ms[:1] if ref is not None else []
+            also_ms = dict(zip(args.also, more_ms[len(ref_ms) :], strict=True))
+            row = {
+                "name": case_name,
+                "dtype": dtype,
+                "pass": pass_,
+                "ours_ms": round(ours_ms, 3),
+                "torch_ms": round(torch_ms, 3),
+                "speedup": round(torch_ms / ours_ms, 3),
+                "plan": plan,
+                "shape": vars(shape),
+                "max_abs_err_f64": err,
+            }
+            line = f"{case_name:<16}{dtype:<6}{pass_:<9}{plan:<10}{ours_ms:>10.2f}{torch_ms:>10.2f}{torch_ms / ours_ms:>8.2f}x"
+            if ref_ms:
+                row["reference_ms"] = round(ref_ms[0], 3)
+                line += f"{ref_ms[0]:>10.2f}"
+            if also_ms:
+                row["also_ms"] = {b: round(v, 3) for b, v in also_ms.items()}
+                line += "".join(f"{v:>13.2f}" for v in also_ms.values())
+            print(line, flush=True)
+            rows.append(row)
 
     result = {
         "date": dt.date.today().isoformat(),
