@@ -1,0 +1,157 @@
+"""Caption generation throughput: batched beam search against one image at a time.
+
+A captioner with random weights (the amount of work per image does not depend on training: every
+hypothesis runs to ``--max-len`` unless it emits ``<end>``) captions ``--images`` random images,
+first one image per call, then in batches of each ``--batch-sizes``. Before timing, the batched
+captions are checked to equal the one-at-a-time captions (a caption must not depend on its batch).
+Prints a table and writes ``benchmarks/results/<date>-<device>-caption-beam.json``.
+
+    python -m benchmarks.caption_beam                                  # GPU if present, else CPU
+    python -m benchmarks.caption_beam --encoder resnet50 --image-size 224 --beam 5 --batch-sizes 32 128
+    python -m benchmarks.caption_beam --quick                          # a smoke run on CPU
+
+Cases in the JSON: ``{"name": "beam5-B32", "batch": 32, "single_ms_per_image": …,
+"batched_ms_per_image": …, "speedup": single / batched, "images_per_s": …}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.lstm_speed import device_name, slug
+from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.module import CaptionModule
+from lstm_seq.vision.vocab import Vocabulary
+
+
+def build_model(args: argparse.Namespace, device: torch.device) -> CaptionModule:
+    """A captioner of the configured size with a ``--vocab``-word vocabulary and random weights."""
+    words = [f"w{i}" for i in range(args.vocab)]
+    vocab = Vocabulary.build([" ".join(words)])
+    transform = ImageTransform(args.image_size, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    encoder = {"name": args.encoder, "weights": None, "output_stride": args.output_stride, "frozen": True}
+    decoder = {"variant": args.decoder, "hidden_size": args.hidden, "embed_dim": args.embed}
+    if args.decoder == "attention":
+        decoder["attention_dim"] = args.embed
+    model = CaptionModule(
+        vocab.to_dict(), transform.to_dict(), encoder, decoder, beam_size=args.beam, max_len=args.max_len
+    )
+    return model.to(device).eval()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def caption_all(model: CaptionModule, images: torch.Tensor, batch: int, precision: str) -> torch.Tensor:
+    """Tokens (N, max_len) for every image, ``batch`` images per generate() call."""
+    out = []
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        for i in range(0, images.shape[0], batch):
+            out.append(model.generate(images[i : i + batch]).tokens)
+    return torch.cat(out)
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    """Median wall milliseconds of ``fn()`` over ``repeats`` runs after one warm-up."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=None, help="images per measurement (256 GPU, 32 CPU)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--max-len", type=int, default=20)
+    parser.add_argument("--vocab", type=int, default=2000)
+    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--output-stride", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--decoder", default="attention", choices=["attention", "show_tell"])
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--embed", type=int, default=256)
+    parser.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="bf16 on GPU by default")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    if args.quick:
+        args.images, args.image_size, args.vocab, args.hidden, args.embed = 8, 64, 200, 64, 32
+        args.max_len, args.repeats = 8, 1
+        args.batch_sizes = args.batch_sizes or [8]
+    n = args.images or (256 if gpu else 32)
+    batch_sizes = args.batch_sizes or ([8, 32, 128] if gpu else [8, 32])
+    precision = args.precision or ("bf16" if gpu else "fp32")
+    torch.manual_seed(0)
+    model = build_model(args, device)
+    images = torch.randn(n, 3, args.image_size, args.image_size, device=device)
+
+    single_tokens = caption_all(model, images, 1, precision)
+    for b in batch_sizes:
+        batched_tokens = caption_all(model, images, b, precision)
+        if precision == "fp32" and not torch.equal(batched_tokens, single_tokens):
+            bad = int((batched_tokens != single_tokens).any(1).sum())
+            raise SystemExit(f"batch {b}: {bad}/{n} captions differ from the one-at-a-time captions")
+
+    name = device_name(device)
+    print(
+        f"device: {name} | torch {torch.__version__} | {args.encoder} {args.image_size}px, {args.decoder} "
+        f"H{args.hidden}, vocab {args.vocab}, beam {args.beam}, max_len {args.max_len}, {precision}, "
+        f"{n} images, median of {args.repeats}"
+    )
+    single_ms = timed(lambda: caption_all(model, images, 1, precision), device, args.repeats) / n
+    print(f"{'case':<14}{'batch':>6}{'ms/image':>10}{'images/s':>10}{'speedup':>9}")
+    print(f"{'single':<14}{1:>6}{single_ms:>10.2f}{1e3 / single_ms:>10.1f}{1.0:>8.2f}x")
+    rows = []
+    for b in batch_sizes:
+        ms = timed(lambda b=b: caption_all(model, images, b, precision), device, args.repeats) / n
+        case = f"beam{args.beam}-B{b}"
+        print(f"{case:<14}{b:>6}{ms:>10.2f}{1e3 / ms:>10.1f}{single_ms / ms:>8.2f}x", flush=True)
+        rows.append(
+            {
+                "name": case,
+                "batch": b,
+                "dtype": precision,
+                "single_ms_per_image": round(single_ms, 4),
+                "batched_ms_per_image": round(ms, 4),
+                "speedup": round(single_ms / ms, 3),
+                "images_per_s": round(1e3 / ms, 2),
+            }
+        )
+    result = {
+        "date": dt.date.today().isoformat(),
+        "device": name,
+        "torch": torch.__version__,
+        "cudnn": torch.backends.cudnn.version(),
+        "config": {k: v for k, v in vars(args).items() if k not in ("out",)},
+        "cases": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{result['date']}-{slug(name)}-caption-beam{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
