@@ -87,10 +87,11 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from lstm_seq import fused, layerwise, reference
+from lstm_seq.kernels import ln_lstm, triton_ln_lstm
 
-Backend = Literal["auto", "reference", "fused", "layerwise"]
+Backend = Literal["auto", "reference", "fused", "layerwise", "ln_kernel"]
 State = tuple[Tensor, Tensor]
-BACKENDS: tuple[str, ...] = ("auto", "reference", "fused", "layerwise")
+BACKENDS: tuple[str, ...] = ("auto", "reference", "fused", "layerwise", "ln_kernel")
 # cuDNN's persistent algorithm wants input and hidden sizes that are multiples of this (PERFORMANCE.md).
 GPU_FEATURE_MULTIPLE = 128
 
@@ -107,10 +108,16 @@ def choose_backend(
 ) -> str:
     """The dispatch rule behind :meth:`LSTM.plan`, as a pure function of what it depends on.
 
-    Returns ``"reference"``, ``"fused"`` or ``"layerwise"``. ``half_precision`` means the input is
-    fp16/bf16 or CUDA autocast is on.
+    Returns ``"reference"``, ``"fused"``, ``"layerwise"`` or ``"ln_kernel"``. ``half_precision``
+    means the input is fp16/bf16 or CUDA autocast is on.
     """
-    if backend == "reference" or layer_norm:
+    if backend == "reference":
+        return "reference"
+    if layer_norm:
+        if backend == "ln_kernel":
+            return "ln_kernel"
+        if proj_size == 0 and device_type == "cuda" and triton_ln_lstm.available():
+            return "ln_kernel"
         return "reference"
     if backend != "auto":
         return backend
@@ -165,7 +172,11 @@ class LSTM(nn.Module):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if layer_norm and backend in ("fused", "layerwise"):
             raise ValueError(
-                f"backend={backend!r} has no LayerNorm kernel; use backend='auto' or 'reference'"
+                f"backend={backend!r} has no LayerNorm kernel; use backend='auto', 'ln_kernel' or 'reference'"
+            )
+        if backend == "ln_kernel" and (not layer_norm or proj_size > 0):
+            raise ValueError(
+                "backend='ln_kernel' is the LayerNorm LSTM kernel: it needs layer_norm=True, proj_size=0"
             )
         if forget_bias is not None and chrono_init is not None:
             raise ValueError("forget_bias and chrono_init are exclusive: give one of them")
@@ -430,6 +441,10 @@ class LSTM(nn.Module):
             pad = GPU_FEATURE_MULTIPLE if x.is_cuda else 1
             return layerwise.run_layers(
                 x, lengths, h0, c0, self.all_weights, self._fused_config(), pad_input_to=pad
+            )
+        if plan == "ln_kernel":
+            return ln_lstm.run_stacked(
+                x, lengths, h0, c0, self._direction_weights(), dropout=self.dropout, training=self.training
             )
         mask = None
         if lengths is not None:

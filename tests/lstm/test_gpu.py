@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import lstm_seq
+
 from ._util import twins
 
 pytestmark = pytest.mark.gpu
@@ -48,3 +50,19 @@ def test_auto_splits_layers_under_autocast_and_matches_fused() -> None:
         want, (h_want, _) = ours(x, lengths=lengths)
     torch.testing.assert_close(got.float(), want.float(), rtol=0.02, atol=0.02)
     torch.testing.assert_close(h.float(), h_want.float(), rtol=0.02, atol=0.02)
+
+
+def test_layer_norm_auto_uses_the_triton_kernel_and_matches_reference() -> None:
+    torch.manual_seed(0)
+    ref = lstm_seq.LSTM(64, 128, 2, bidirectional=True, layer_norm=True, backend="reference").cuda()
+    ours = lstm_seq.LSTM(64, 128, 2, bidirectional=True, layer_norm=True).cuda()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(30, 8, 64, device="cuda", requires_grad=True)
+    lengths = torch.tensor([30, 12, 25, 30, 3, 30, 17, 9])
+    assert ours.plan(x) == "ln_kernel"
+    outs = []
+    for m in (ours, ref):
+        out, (h, c) = m(x, lengths=lengths)
+        outs.append([out, h, c, *torch.autograd.grad(out.sum() + h.sum(), [x, *m.parameters()])])
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 import lstm_seq
+from lstm_seq.kernels import triton_ln_lstm
 from lstm_seq.layerwise import pad_features, reverse_within_lengths
 from lstm_seq.lstm import choose_backend
 
 from ._util import assert_close, twins
+
+LN_ON_GPU = "ln_kernel" if triton_ln_lstm.available() else "reference"
 
 
 def test_reverse_within_lengths_reverses_each_sequence_and_keeps_padding() -> None:
@@ -57,7 +60,9 @@ def test_feature_padding_changes_nothing() -> None:
         ({"device_type": "cuda", "half_precision": False, "num_layers": 4, "bidirectional": True}, "fused"),
         ({"device_type": "cpu", "half_precision": True, "num_layers": 4, "bidirectional": True}, "fused"),
         ({"device_type": "cuda", "half_precision": True, "num_layers": 4, "proj_size": 3}, "fused"),
-        ({"device_type": "cuda", "half_precision": True, "layer_norm": True}, "reference"),
+        ({"device_type": "cuda", "half_precision": True, "layer_norm": True}, LN_ON_GPU),
+        ({"device_type": "cpu", "half_precision": False, "layer_norm": True}, "reference"),
+        ({"device_type": "cuda", "half_precision": True, "layer_norm": True, "proj_size": 2}, "reference"),
     ],
 )
 def test_auto_dispatch_rule(kw: dict, want: str) -> None:
