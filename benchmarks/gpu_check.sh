@@ -4,6 +4,7 @@
 #   python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site:$PWD; bash benchmarks/gpu_check.sh bench       # ≈ 6 min
 #   ... same prefix ...;                    bash benchmarks/gpu_check.sh pipelines   # ≈ 6 min
+# Give each call timeout_s=600: the step limits below add up to less than that.
 # Everything lands in $OUT (at most 8 files come back): logs and the JSON results of each benchmark.
 set -u
 stage=${1:-bench}
@@ -19,11 +20,12 @@ run() {  # run NAME SECONDS CMD...: a step with its own time limit; a failure do
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $py -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())"
 if [ "$stage" = bench ]; then
-  run gpu_tests 150 $py -m pytest -q -m gpu -p no:cacheprovider tests
-  run lstm_speed 330 $py benchmarks/lstm_speed.py --shapes asr-enc asr-enc-B8 asr-enc-B128 cap-dec 1layer \
+  run gpu_tests 100 $py -m pytest -q -m gpu -p no:cacheprovider tests
+  run lstm_speed 220 $py benchmarks/lstm_speed.py --shapes asr-enc asr-enc-B8 asr-enc-B128 cap-dec 1layer \
     --also fused layerwise --lengths --out "$out/results"
-  run caption_beam 90 $py -m benchmarks.caption_beam --out "$out/results"
-  run asr_throughput 150 $py -m benchmarks.asr_train_throughput --workers 0 4 --out "$out/results"
+  run lstm_speed_ln 80 $py benchmarks/lstm_speed.py --shapes ln-1layer ln-asr-enc --repeats 10 --tag ln --out "$out/results"
+  run caption_beam 60 $py -m benchmarks.caption_beam --out "$out/results"
+  run asr_throughput 80 $py -m benchmarks.asr_train_throughput --workers 0 4 --out "$out/results"
 else
   data=/tmp/lstm_seq_data
   run asr_gpu 420 $py -m pipelines.asr trainer.accelerator=gpu paths.data_dir=$data hydra.run.dir=/tmp/asr_run

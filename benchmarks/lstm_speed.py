@@ -187,6 +187,7 @@ def main() -> None:
         "--also", nargs="*", default=[], choices=["fused", "layerwise"], help="also time these backends"
     )
     parser.add_argument("--lengths", action="store_true", help="add a padded-batch case per shape")
+    parser.add_argument("--tag", default="", help="suffix of the result file name")
     parser.add_argument("--quick", action="store_true", help="divide T and B by 8 (smoke run)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -281,7 +282,8 @@ def main() -> None:
         "cases": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{result['date']}-{slug(name)}{'-quick' if args.quick else ''}.json"
+    suffix = ("-quick" if args.quick else "") + (f"-{slug(args.tag)}" if args.tag else "")
+    path = args.out / f"{result['date']}-{slug(name)}{suffix}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 
