@@ -102,7 +102,7 @@ def main() -> None:
         args.batch_sizes = args.batch_sizes or [8]
     n = args.images or (256 if gpu else 32)
     batch_sizes = args.batch_sizes or ([8, 32, 128] if gpu else [8, 32])
-    precision = args.precision or ("bf16" if gpu else "fp32")
+    precision = args.precision = args.precision or ("bf16" if gpu else "fp32")
     torch.manual_seed(0)
     model = build_model(args, device)
     images = torch.randn(n, 3, args.image_size, args.image_size, device=device)
