@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -14,6 +15,7 @@ from lstm_seq.audio.importers import (
     import_librispeech,
     import_ljspeech,
 )
+from lstm_seq.audio.io import load_audio
 from lstm_seq.audio.manifest import read_manifest
 
 from .conftest import speechlike
@@ -78,3 +80,23 @@ def test_commonvoice_folder(tmp_path: Path) -> None:
     assert b.duration == pytest.approx(0.6)
     with pytest.raises(DatasetLayoutError, match="no clips/"):
         import_commonvoice(tmp_path, tmp_path / "m2")
+
+
+def test_commonvoice_mp3_clips_import_and_load_at_16k(tmp_path: Path) -> None:
+    """Common Voice ships 48 kHz MP3 clips: they import (durations read from the MP3 itself when
+    clip_durations.tsv is absent) and load mono at the configured rate."""
+    root = tmp_path / "cv-corpus" / "en"
+    (root / "clips").mkdir(parents=True)
+    for name, seconds in (("common_voice_en_1.mp3", 1.0), ("common_voice_en_2.mp3", 1.5)):
+        sf.write(root / "clips" / name, speechlike(seconds, 48000), 48000, format="MP3")
+    header = "client_id\tpath\tsentence_id\tsentence\tup_votes\tdown_votes\tage\tgender\n"
+    rows = "".join(f"c{i}\tcommon_voice_en_{i}.mp3\ts{i}\tTurn left {i}\t2\t0\t\t\n" for i in (1, 2))
+    (root / "dev.tsv").write_text(header + rows)
+    out = import_commonvoice(root, tmp_path / "m")
+    utts = read_manifest(out["dev"])
+    assert [u.text for u in utts] == ["Turn left 1", "Turn left 2"]
+    # MP3 frames pad the end a little: the duration is the clip's length to within a frame
+    assert [round(u.duration, 1) for u in utts] == [1.0, 1.5]
+    wav = load_audio(utts[1].audio_filepath, 16000)
+    assert wav.ndim == 1 and abs(wav.shape[0] / 16000 - 1.5) < 0.06
+    assert np.abs(wav).max() > 0.05  # decoded audio, not silence
