@@ -1,4 +1,9 @@
-"""Train/val/test loaders over manifests, batched by duration under a frame budget."""
+"""Train/val/test loaders over manifests, batched by duration under a frame budget.
+
+The training loader is a :class:`~lstm_seq.training.resume.ResumableDataLoader`: sharded over DDP ranks
+and resumable mid-epoch. Validation and test loaders are not sharded: every rank reads them in full (the
+error rates need all hypotheses; they are small), so the metrics are the same on every rank.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from lstm_seq.audio.bucketing import DurationBatchSampler
 from lstm_seq.audio.datasets import SpeechDataset, collate
 from lstm_seq.audio.manifest import read_manifest
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.training.resume import ResumableDataLoader
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +77,32 @@ class ASRDataModule(pl.LightningDataModule):
             self.datasets[split] = ds
         return self.datasets[split]
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.dataset(split)
         sampler = DurationBatchSampler(
             ds.durations,
             self.max_frames,
             self.fps,
-            shuffle=shuffle,
+            shuffle=train,
             seed=self.seed,
-            sorted_first_epoch=shuffle and self.sorta_grad,
+            sorted_first_epoch=train and self.sorta_grad,
+            num_replicas=None if train else 1,
+            rank=None if train else 0,
         )
-        return DataLoader(
-            ds,
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        kwargs = {
+            "collate_fn": collate,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if train:
+            return ResumableDataLoader(ds, batch_sampler=sampler, **kwargs)
+        return DataLoader(ds, batch_sampler=sampler, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", train=False)

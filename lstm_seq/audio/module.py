@@ -24,14 +24,12 @@ from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
+from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "asr"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used by this pipeline; the message says why."""
+__all__ = ["ASRModule", "CheckpointError", "ctc_feasible", "load_checkpoint"]
 
 
 def ctc_feasible(out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
@@ -218,18 +216,15 @@ class ASRModule(pl.LightningModule):
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> ASRModule:
-    """Rebuild an :class:`ASRModule` from a checkpoint, checking that it belongs to this pipeline."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
+    """Rebuild an :class:`ASRModule` from a checkpoint, checking that it belongs to this pipeline.
+
+    The file is read with ``weights_only=True`` (:func:`~lstm_seq.training.checkpoint_io.load_checkpoint_file`):
+    it can never run code. Raises :class:`CheckpointError` naming ``path`` for a missing, truncated,
+    unsafe or foreign file."""
+    ckpt = load_checkpoint_file(path, map_location, require_state_dict=False)
     hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if hp.get("pipeline") != PIPELINE or "state_dict" not in ckpt:
-        found = hp.get("pipeline", "no pipeline tag")
+    if not isinstance(hp, dict) or hp.get("pipeline") != PIPELINE or "state_dict" not in ckpt:
+        found = hp.get("pipeline", "no pipeline tag") if isinstance(hp, dict) else "no hyper-parameters"
         raise CheckpointError(f"{path} is not a speech-recognition (asr) checkpoint (found: {found})")
     module = ASRModule(**{k: hp.get(k) for k in ("vocab", "features", "model", "specaugment", "optim")})
     module.load_state_dict(ckpt["state_dict"])

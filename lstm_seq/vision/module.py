@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lstm_seq.metrics.caption import caption_metrics
+from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
 from lstm_seq.vision.beam import Decoded, beam_search, greedy
 from lstm_seq.vision.decoder import (
     AttentionDecoder,
@@ -80,9 +81,16 @@ class CaptionModule(pl.LightningModule):
     # ---------------------------------------------------------------------------------------- loading
     @classmethod
     def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> CaptionModule:
-        """Rebuild from a checkpoint alone (encoder weights come from the checkpoint, not from files)."""
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        hp = dict(ckpt["hyper_parameters"])
+        """Rebuild from a checkpoint alone (encoder weights come from the checkpoint, not from files).
+
+        Read with ``weights_only=True`` (the file cannot run code); a missing, truncated, unsafe or
+        non-captioning file raises :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it."""
+        ckpt = load_checkpoint_file(path, map_location)
+        hp = ckpt.get("hyper_parameters")
+        if not isinstance(hp, dict) or not {"vocab", "transform", "encoder", "decoder"} <= set(hp):
+            found = hp.get("pipeline", "no captioning hyper-parameters") if isinstance(hp, dict) else "none"
+            raise CheckpointError(f"{path} is not an image-captioning checkpoint (found: {found})")
+        hp = dict(hp)
         hp["encoder"] = {**hp["encoder"], "weights": None}
         model = cls(**hp)
         model.load_state_dict(ckpt["state_dict"])
