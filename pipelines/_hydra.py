@@ -19,6 +19,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lstm_seq.training import AtomicCheckpointIO, fault_tolerance_callbacks
+
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
@@ -61,15 +63,41 @@ def make_loggers(logger_cfg: DictConfig | None, out_dir: Path) -> list[Any]:
 
 
 def make_trainer(
-    trainer_cfg: DictConfig, out_dir: Path, callbacks: list[Any], loggers: list[Any] | bool
+    trainer_cfg: DictConfig,
+    out_dir: Path,
+    callbacks: list[Any],
+    loggers: list[Any] | bool,
+    resilience: DictConfig | Mapping[str, Any] | None = None,
+    single_device: bool = False,
 ) -> Any:
-    """Build the Lightning Trainer; ``precision: auto`` means bf16-mixed on a GPU and 32-true on CPU."""
+    """Build the Lightning Trainer; ``precision: auto`` means bf16-mixed on a GPU and 32-true on CPU.
+
+    Every trainer writes checkpoints atomically and loads them with ``weights_only=True``
+    (:class:`~lstm_seq.training.AtomicCheckpointIO`). ``use_distributed_sampler`` defaults to False: the
+    training samplers shard themselves over DDP ranks (a DistributedSampler would wrap the bucketing batch
+    sampler wrongly and pad the data with repeated samples). With ``resilience`` (the config node of that
+    name) the fault-tolerance callbacks are added (mid-epoch ``last.ckpt``, exact resume, non-finite batch
+    skipping); ``single_device`` builds a one-process trainer (testing after a DDP fit, on rank 0).
+    """
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     assert isinstance(cfg, dict)
     if cfg.get("precision", "auto") == "auto":
         cfg["precision"] = "bf16-mixed" if str(cfg.get("accelerator")) in ("gpu", "cuda") else "32-true"
     cfg.setdefault("default_root_dir", str(out_dir))
-    return instantiate(cfg, callbacks=callbacks, logger=loggers)
+    cfg.setdefault("use_distributed_sampler", False)
+    if single_device:
+        cfg.update(devices=1, num_nodes=1, strategy="auto")
+    callbacks = list(callbacks)
+    if resilience is not None:
+        res = resilience
+        if isinstance(resilience, DictConfig):
+            res = OmegaConf.to_container(resilience, resolve=True)
+        callbacks += fault_tolerance_callbacks(
+            out_dir / "checkpoints",
+            checkpoint_every_n_steps=res.get("checkpoint_every_n_steps"),
+            max_consecutive_bad_batches=res.get("max_consecutive_bad_batches"),
+        )
+    return instantiate(cfg, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
 
 
 def _json_safe(value: Any) -> Any:
@@ -80,11 +108,30 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+class OutputError(OSError):
+    """An output file cannot be written (read-only or full file system, a folder that is a file, …); the
+    message names the file and says whether an earlier version of it is still intact."""
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    kept = "the previous file is unchanged" if path.is_file() else "nothing was written"
+    err = OutputError(f"cannot write {path}: {exc.strerror or exc} ({kept})")
+    err.errno = exc.errno
+    return err
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON through a temporary file in the same directory + rename, so a reader never sees a
-    half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    half-written file and a failed write (disk full, read-only) leaves the previous file intact.
+
+    Raises:
+        OutputError: the file cannot be written; names it.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _output_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(payload, fh, indent=2, sort_keys=True)
@@ -92,8 +139,10 @@ def write_json_atomic(path: Path, payload: Any) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _output_error(path, exc) from exc
         raise
 
 

@@ -5,7 +5,8 @@ Commands (every run writes into its own folder under outputs/, including metrics
     python -m pipelines.asr                                   # synthetic corpus (built once), train, test
     python -m pipelines.asr debug=smoke                       # the whole pipeline on tiny data, < 1 min on CPU
     python -m pipelines.asr trainer.accelerator=gpu           # GPU, bf16 mixed precision
-    python -m pipelines.asr ckpt=outputs/…/checkpoints/last.ckpt          # resume training
+    python -m pipelines.asr ckpt=outputs/…/checkpoints/last.ckpt          # resume training (exact, mid-epoch)
+    python -m pipelines.asr trainer=ddp trainer.devices=4                 # DDP: 4 processes (gloo on CPU)
     python -m pipelines.asr mode=test ckpt=PATH                           # evaluate on the configured test set
     python -m pipelines.asr mode=transcribe ckpt=PATH audio_dir=DIR       # → transcripts.jsonl
     python -m pipelines.asr mode=prepare data=librispeech data.root=/data/LibriSpeech   # also ljspeech, commonvoice
@@ -36,6 +37,13 @@ from lstm_seq.audio.plots import plot_utterances
 from lstm_seq.audio.synth import SynthConfig, build_corpus
 from lstm_seq.audio.transcribe import Transcriber, transcribe_to_jsonl
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.training import (
+    NonFiniteLossError,
+    RunCheckpoint,
+    end_data_parallel,
+    stop_message,
+    training_report,
+)
 from pipelines._hydra import (
     ConfigError,
     make_loggers,
@@ -45,6 +53,7 @@ from pipelines._hydra import (
     write_json_atomic,
     write_metrics,
 )
+from pipelines._sweep import pipeline_job
 
 log = logging.getLogger("pipelines.asr")
 
@@ -92,7 +101,7 @@ def build_module(cfg: DictConfig) -> ASRModule:
     model = OmegaConf.to_container(cfg.model, resolve=True)
     assert isinstance(feats, dict) and isinstance(model, dict)
     spec = feats.pop("specaugment", None)
-    optim = model.pop("optim", None)
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
     return ASRModule(vocab=CharVocab().to_dict(), features=feats, model=model, specaugment=spec, optim=optim)
 
 
@@ -103,7 +112,7 @@ def test(
     beam = beam_config(cfg)
     if beam is not None:
         module.attach_beam_search(beam, out / "lm")
-    trainer = trainer or make_trainer(cfg.trainer, out, callbacks=[], loggers=False)
+    trainer = trainer or make_trainer(cfg.trainer, out, callbacks=[], loggers=False, single_device=True)
     results = trainer.test(module, datamodule=dm, verbose=False)[0]
     results = {k: float(v) for k, v in results.items()}
     results["test/utterances"] = len(module.test_predictions)
@@ -115,6 +124,7 @@ def test(
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="asr")
+@pipeline_job  # validates cfg, records the job's status; returns objective.metric for sweepers
 def main(cfg: DictConfig) -> dict[str, Any]:
     out = run_dir()
     pl.seed_everything(cfg.seed, workers=True)
@@ -176,12 +186,13 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         return results
 
     module.lm_texts = dm.dataset("train").texts
-    ckpt_cb = pl.callbacks.ModelCheckpoint(
+    ckpt_cb = RunCheckpoint(
         dirpath=out / "checkpoints",
         filename="best-{epoch:02d}",
         monitor="val/wer",
         mode="min",
         save_last=True,
+        enable_version_counter=False,  # last.ckpt is shared with the mid-epoch checkpoints (resilience)
     )
     loggers = make_loggers(cfg.get("logger"), out)
     callbacks: list[Any] = [ckpt_cb]
@@ -191,9 +202,15 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(
             pl.callbacks.EarlyStopping("val/wer", patience=cfg.callbacks.early_stopping_patience, mode="min")
         )
-    trainer = make_trainer(cfg.trainer, out, callbacks, loggers)
+    trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience"))
     trainer.fit(module, datamodule=dm, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None)
     t_train = time.time() - t0
+    report, halted = training_report(trainer), stop_message(trainer)
+    if not end_data_parallel(trainer):  # DDP: rank 0 alone tests and writes the outputs
+        return {}
+    if halted:
+        write_metrics(out, {**report, "train/epochs": trainer.current_epoch})
+        raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
     dropped_ctc = module.dropped_ctc
     best = ckpt_cb.best_model_path or ckpt_cb.last_model_path
     module = load_checkpoint(best) if best else module
@@ -203,6 +220,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
             "train/seconds": t_train,
             "train/epochs": trainer.current_epoch,
             "train/dropped_ctc": dropped_ctc,
+            **report,
         }
     )
     for split, ds in dm.datasets.items():

@@ -5,6 +5,8 @@ Runnable commands (outputs go to a fresh run directory under outputs/):
     python -m pipelines.caption                                   # embedded scenes: build/reuse, train, test
     python -m pipelines.caption decoder=show_tell                 # the show-and-tell baseline
     python -m pipelines.caption debug=smoke                       # whole pipeline on tiny data (< 1 min, CPU)
+    python -m pipelines.caption ckpt=outputs/…/checkpoints/last.ckpt       # resume training (exact, mid-epoch)
+    python -m pipelines.caption trainer=ddp trainer.devices=2     # DDP: 2 processes (gloo on CPU)
     python -m pipelines.caption mode=test ckpt=outputs/…/checkpoints/best.ckpt
     python -m pipelines.caption mode=generate ckpt=PATH image_dir=DIR   # captions.jsonl + captions.html
     python -m pipelines.caption data=karpathy data.json_file=… data.image_dir=… encoder=resnet50 \
@@ -25,11 +27,19 @@ from pathlib import Path
 import hydra
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from lstm_seq.metrics.caption import java_metrics
+from lstm_seq.training import (
+    NonFiniteLossError,
+    ResumableDataLoader,
+    RunCheckpoint,
+    ShuffledBatchSampler,
+    end_data_parallel,
+    stop_message,
+    training_report,
+)
 from lstm_seq.vision.corpus import Corpus, load_corpus
 from lstm_seq.vision.datasets import CaptionDataset, collate_captions
 from lstm_seq.vision.features import build_feature_cache
@@ -39,6 +49,7 @@ from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.synth import novel_pair_recall
 from lstm_seq.vision.vocab import Vocabulary
 from pipelines._hydra import ConfigError, make_loggers, make_trainer, resolve_path, run_dir, write_metrics
+from pipelines._sweep import pipeline_job
 
 log = logging.getLogger(__name__)
 DATA_KEYS = (
@@ -57,7 +68,11 @@ DATA_KEYS = (
 )
 
 
-def _loader(corpus: Corpus, split: str, model: CaptionModule, data: DictConfig, train: bool) -> DataLoader:
+def _loader(
+    corpus: Corpus, split: str, model: CaptionModule, data: DictConfig, train: bool, seed: int = 0
+) -> DataLoader:
+    """Training: shuffled by (seed, epoch), sharded over DDP ranks, resumable mid-epoch, per-sample seeds for
+    the caption draw. Evaluation: every rank reads the whole split in order."""
     ds = CaptionDataset(
         corpus.split(split), model.vocab, model.transform, data.train_captions if train else None,
         data.max_len, corpus.images, data.get("max_pixels", 50_000_000),
@@ -66,11 +81,14 @@ def _loader(corpus: Corpus, split: str, model: CaptionModule, data: DictConfig, 
         ds.features, ds.feature_errors = build_feature_cache(
             model.encoder, ds, resolve_path(data.cache_dir), data.batch_size
         )
-    return DataLoader(
-        ds, batch_size=data.batch_size, shuffle=train, num_workers=data.num_workers,
-        collate_fn=functools.partial(collate_captions, pad_id=model.vocab.pad_id),
-        persistent_workers=data.num_workers > 0,
-    )  # fmt: skip
+    kwargs = {
+        "num_workers": data.num_workers, "persistent_workers": data.num_workers > 0,
+        "collate_fn": functools.partial(collate_captions, pad_id=model.vocab.pad_id),
+    }  # fmt: skip
+    if train:
+        sampler = ShuffledBatchSampler(len(ds), data.batch_size, seed=seed, seed_samples=True)
+        return ResumableDataLoader(ds, batch_sampler=sampler, **kwargs)
+    return DataLoader(ds, batch_size=data.batch_size, shuffle=False, **kwargs)
 
 
 def _corpus(cfg: DictConfig) -> Corpus:
@@ -101,6 +119,7 @@ def _test(
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="caption")
+@pipeline_job  # validates cfg, records the job's status; returns objective.metric for sweepers
 def main(cfg: DictConfig) -> dict:
     out = run_dir()
     if cfg.threads:
@@ -140,15 +159,29 @@ def main(cfg: DictConfig) -> dict:
         vocab.to_dict(), transform.to_dict(), OmegaConf.to_container(cfg.encoder, resolve=True),
         OmegaConf.to_container(cfg.decoder, resolve=True), **OmegaConf.to_container(cfg.model, resolve=True),
     )  # fmt: skip
-    ckpt_cb = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best", monitor="val/cider", mode="max", save_last=True
-    )
-    trainer = make_trainer(cfg.trainer, out, [ckpt_cb], make_loggers(cfg.logger, out))
+    ckpt_cb = RunCheckpoint(
+        dirpath=out / "checkpoints", filename="best", monitor="val/cider", mode="max", save_last=True,
+        enable_version_counter=False,  # last.ckpt is shared with the mid-epoch checkpoints (resilience)
+    )  # fmt: skip
+    loggers = make_loggers(cfg.logger, out)
+    trainer = make_trainer(cfg.trainer, out, [ckpt_cb], loggers, resilience=cfg.get("resilience"))
     trainer.fit(
-        model, _loader(corpus, "train", model, cfg.data, True), _loader(corpus, "val", model, cfg.data, False)
+        model,
+        _loader(corpus, "train", model, cfg.data, True, cfg.seed),
+        _loader(corpus, "val", model, cfg.data, False),
+        ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None,  # resume
     )
-    metrics = _test(trainer, model, corpus, cfg, out, "best" if ckpt_cb.best_model_path else None)
-    metrics["train/epochs"] = trainer.current_epoch
+    report, halted, epochs = training_report(trainer), stop_message(trainer), trainer.current_epoch
+    if trainer.world_size > 1:  # DDP: rank 0 alone tests, on one device, and writes the outputs
+        if not end_data_parallel(trainer):
+            return {}
+        trainer = make_trainer(cfg.trainer, out, [], loggers, single_device=True)
+    if halted:
+        write_metrics(out, {**report, "train/epochs": epochs})
+        raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
+    metrics = _test(trainer, model, corpus, cfg, out, ckpt_cb.best_model_path or None)
+    metrics["train/epochs"] = epochs
+    metrics.update(report)
     write_metrics(out, metrics)
     summary = [
         f"# caption run {out.name}",

@@ -33,11 +33,15 @@ class AudioInfo:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioReadError(f"{path}: file not found")
-    if not path.is_file():
-        raise AudioReadError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
+    try:
+        if not path.exists():
+            raise AudioReadError(f"{path}: file not found")
+        if not path.is_file():
+            raise AudioReadError(f"{path}: not a regular file")
+        size = path.stat().st_size
+    except OSError as exc:  # e.g. a name too long, permission denied on a parent folder
+        raise AudioReadError(f"{path}: cannot access ({exc.strerror or exc})") from exc
+    if size == 0:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
 
 

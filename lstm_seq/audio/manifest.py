@@ -8,6 +8,7 @@ Relative audio paths are resolved against the manifest's folder. A malformed lin
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -60,23 +61,38 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
     base = p.parent.resolve()
     out: list[Utterance] = []
     if p.suffix.lower() in (".csv", ".tsv"):
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+        reader = csv.DictReader(
+            io.StringIO(_text(p), newline=""), delimiter="\t" if p.suffix.lower() == ".tsv" else ","
+        )
+        try:
             if reader.fieldnames is None or "audio_filepath" not in reader.fieldnames:
                 raise ManifestError(f"{p}:1: CSV header must name audio_filepath,text[,duration]")
             for i, row in enumerate(reader, start=2):
                 out.append(_entry(dict(row), f"{p}:{i}", base))
+        except csv.Error as exc:  # e.g. a NUL byte
+            raise ManifestError(f"{p}:{reader.line_num}: not valid CSV ({exc})") from None
         return out
-    with p.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{p}:{i}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            out.append(_entry(raw, f"{p}:{i}", base))
+    for i, line in enumerate(_text(p).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{p}:{i}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise ManifestError(f"{p}:{i}: JSON nested too deeply") from None
+        out.append(_entry(raw, f"{p}:{i}", base))
     return out
+
+
+def _text(p: Path) -> str:
+    """The file as UTF-8 text; other bytes raise :class:`ManifestError` naming the line."""
+    raw = p.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(f"{p}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
 
 
 def write_manifest(

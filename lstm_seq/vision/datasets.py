@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lstm_seq.training.sampler import SeededIndex
 from lstm_seq.vision.images import DEFAULT_MAX_PIXELS, ImageLoadError, ImageTransform, load_image
 from lstm_seq.vision.vocab import Vocabulary
 
@@ -46,6 +47,16 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
+def _utf8(path: Path) -> str:
+    """A text file's contents; bytes that are not UTF-8 raise ValueError naming the file and line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+
+
 # ------------------------------------------------------------------------------------------------ readers
 def read_coco(
     annotations: str | os.PathLike[str], image_dir: str | os.PathLike[str], split: str
@@ -59,10 +70,13 @@ def read_coco(
         caps: dict[int, list[str]] = defaultdict(list)
         for a in data["annotations"]:
             caps[int(a["image_id"])].append(str(a["caption"]).strip())
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        root = Path(image_dir)
+        return [
+            CaptionItem(str(root / files[i]), caps[i], split, str(i)) for i in sorted(files) if caps.get(i)
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        # ValueError covers bad JSON and non-UTF-8 bytes; the others a JSON of the wrong shape
         raise ValueError(f"{ann_path}: not a COCO captions file ({type(exc).__name__}: {exc})") from exc
-    root = Path(image_dir)
-    return [CaptionItem(str(root / files[i]), caps[i], split, str(i)) for i in sorted(files) if caps.get(i)]
 
 
 def read_flickr(
@@ -75,7 +89,7 @@ def read_flickr(
     image is in split ``"all"``."""
     tok = _need(Path(token_file), "flickr token file")
     caps: dict[str, list[str]] = defaultdict(list)
-    for n, line in enumerate(tok.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_utf8(tok).splitlines(), 1):
         if not line.strip():
             continue
         if "\t" not in line or "#" not in line.split("\t", 1)[0]:
@@ -84,7 +98,7 @@ def read_flickr(
         caps[key.rsplit("#", 1)[0]].append(cap.strip())
     split_of: dict[str, str] = {}
     for split, f in (split_files or {}).items():
-        for name in _need(Path(f), f"flickr split file for {split}").read_text().split():
+        for name in _utf8(_need(Path(f), f"flickr split file for {split}")).split():
             split_of[name] = split
     root = Path(image_dir)
     out = []
@@ -110,7 +124,8 @@ def read_karpathy(json_file: str | os.PathLike[str], image_dir: str | os.PathLik
             caps = [s["raw"].strip() for s in im["sentences"]]
             iid = str(im.get("cocoid", im.get("imgid", im["filename"])))
             out.append(CaptionItem(str(root / rel), caps, split, iid))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        # ValueError covers bad JSON and non-UTF-8 bytes; the others a JSON of the wrong shape
         raise ValueError(f"{path}: not a Karpathy split file ({type(exc).__name__}: {exc})") from exc
     return out
 
@@ -137,7 +152,8 @@ class CaptionDataset(Dataset):
         items: the records of one split.
         vocab: encodes captions.
         transform: image → (3, S, S) tensor.
-        captions_per_image: how many of an image's captions each item yields (sampled afresh each time;
+        captions_per_image: how many of an image's captions each item yields (sampled afresh each time,
+            seeded per sample when the index is a :class:`~lstm_seq.training.sampler.SeededIndex`;
             None = all). The encoder then runs once per image for several captions.
         max_len: most words per training caption.
         images: (N, S, S, 3) uint8 array for ``"#<row>"`` items.
@@ -186,7 +202,10 @@ class CaptionDataset(Dataset):
         it = self.items[i]
         caps = it.captions
         if self.captions_per_image is not None and len(caps) > self.captions_per_image:
-            caps = random.sample(caps, self.captions_per_image)
+            # a SeededIndex (lstm_seq.training.sampler) makes the draw a function of (seed, epoch, i):
+            # the same with or without workers, and after a mid-epoch resume
+            rng = random.Random(i.seed) if isinstance(i, SeededIndex) else random
+            caps = rng.sample(caps, self.captions_per_image)
         out: dict[str, Any] = {
             "id": it.image_id,
             "path": it.image,
