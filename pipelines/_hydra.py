@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +120,9 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
     return err
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON through a temporary file in the same directory + rename, so a reader never sees a
-    half-written file and a failed write (disk full, read-only) leaves the previous file intact.
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` through a temporary file in the same directory + fsync + rename, so a reader never
+    sees a half-written file and a failed write (disk full, read-only) leaves the previous file intact.
 
     Raises:
         OutputError: the file cannot be written; names it.
@@ -133,9 +133,8 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     except OSError as exc:
         raise _output_error(path, exc) from exc
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -144,6 +143,16 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         if isinstance(exc, OSError):
             raise _output_error(path, exc) from exc
         raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """:func:`write_text_atomic` of ``payload`` as indented JSON with sorted keys."""
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> None:
+    """:func:`write_text_atomic` of one JSON object per line."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:

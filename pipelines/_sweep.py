@@ -21,6 +21,7 @@ status, metrics and error, best objective first — and prints the table.
 from __future__ import annotations
 
 import csv
+import errno
 import functools
 import json
 import logging
@@ -88,6 +89,10 @@ def _record(out: Path, **status: Any) -> None:
         log.error("could not write %s: %s", out / STATUS_FILE, exc)
 
 
+# A file system that refuses writes: read-only, full, over quota.
+_FULL_OR_READ_ONLY = {errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
 def pipeline_job(
     run: Callable[[DictConfig], Mapping[str, Any] | None],
 ) -> Callable[[DictConfig], float]:
@@ -106,6 +111,8 @@ def pipeline_job(
                 if isinstance(exc, ConfigError):
                     raise SystemExit(f"config error: {exc}") from None
                 if isinstance(exc, OutputError):
+                    raise SystemExit(f"output error: {exc}") from None
+                if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:  # a write in the library
                     raise SystemExit(f"output error: {exc}") from None
                 raise
             if not _basic_sweeper():

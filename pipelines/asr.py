@@ -18,7 +18,6 @@ Commands (every run writes into its own folder under outputs/, including metrics
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from pipelines._hydra import (
     resolve_path,
     run_dir,
     write_json_atomic,
+    write_jsonl_atomic,
     write_metrics,
 )
 from pipelines._sweep import pipeline_job
@@ -117,9 +117,7 @@ def test(
     results = {k: float(v) for k, v in results.items()}
     results["test/utterances"] = len(module.test_predictions)
     write_metrics(out, results)
-    with (out / "predictions.jsonl").open("w") as fh:
-        for row in module.test_predictions:
-            fh.write(json.dumps(row) + "\n")
+    write_jsonl_atomic(out / "predictions.jsonl", module.test_predictions)
     return results
 
 

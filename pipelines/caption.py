@@ -20,7 +20,6 @@ logs, predictions.jsonl (test) and summary.md.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 
@@ -48,7 +47,16 @@ from lstm_seq.vision.images import ImageTransform
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.synth import novel_pair_recall
 from lstm_seq.vision.vocab import Vocabulary
-from pipelines._hydra import ConfigError, make_loggers, make_trainer, resolve_path, run_dir, write_metrics
+from pipelines._hydra import (
+    ConfigError,
+    make_loggers,
+    make_trainer,
+    resolve_path,
+    run_dir,
+    write_jsonl_atomic,
+    write_metrics,
+    write_text_atomic,
+)
 from pipelines._sweep import pipeline_job
 
 log = logging.getLogger(__name__)
@@ -112,9 +120,10 @@ def _test(
     if cfg.data.name == "scenes":  # composition: how often the held-out colour–shape pairs are named
         objects = {it.image_id: it.extra["objects"] for it in corpus.split("test")}
         metrics["test/novel_pair_recall"] = novel_pair_recall(tr["hyps"], [objects[i] for i in tr["ids"]])
-    with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
-        for i, h, r in zip(tr["ids"], tr["hyps"], tr["refs"], strict=True):
-            fh.write(json.dumps({"id": i, "caption": h, "references": r}) + "\n")
+    rows = zip(tr["ids"], tr["hyps"], tr["refs"], strict=True)
+    write_jsonl_atomic(
+        out / "predictions.jsonl", ({"id": i, "caption": h, "references": r} for i, h, r in rows)
+    )
     return metrics
 
 
@@ -199,7 +208,7 @@ def main(cfg: DictConfig) -> dict:
         f"- {h}  (ref: {r[0]})"
         for h, r in list(zip(model.test_results["hyps"], model.test_results["refs"], strict=True))[:10]
     ]
-    (out / "summary.md").write_text("\n".join(summary) + "\n")
+    write_text_atomic(out / "summary.md", "\n".join(summary) + "\n")
     log.info("metrics: %s → %s", metrics, out)
     return metrics
 

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines._hydra import OutputError, write_json_atomic, write_metrics
+from pipelines._hydra import (
+    OutputError,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_metrics,
+    write_text_atomic,
+)
 
 
 @pytest.fixture()
@@ -87,3 +93,24 @@ def test_failed_rename_keeps_the_previous_file(run: Path, monkeypatch: pytest.Mo
         write_metrics(run, {"test/wer": 0.5})
     monkeypatch.undo()
     assert (run / "metrics.json").read_bytes() == before and _leftovers(run) == []
+
+
+def test_predictions_and_summaries_are_written_the_same_way(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predictions.jsonl and summary.md go through the same atomic writer: a full disk keeps the old ones."""
+    write_jsonl_atomic(run / "predictions.jsonl", [{"id": 1, "caption": "a red circle"}])
+    write_text_atomic(run / "summary.md", "# run\n")
+    before = {p: (run / p).read_bytes() for p in ("predictions.jsonl", "summary.md")}
+    assert json.loads(before["predictions.jsonl"]) == {"id": 1, "caption": "a red circle"}
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OutputError, match=r"predictions\.jsonl: No space left on device"):
+        write_jsonl_atomic(run / "predictions.jsonl", [{"id": 2, "caption": "x"}] * 1000)
+    with pytest.raises(OutputError, match=r"summary\.md: No space left on device"):
+        write_text_atomic(run / "summary.md", "# other\n")
+    monkeypatch.undo()
+    assert {p: (run / p).read_bytes() for p in before} == before and _leftovers(run) == []

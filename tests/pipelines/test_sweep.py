@@ -4,6 +4,7 @@ directory ends with sweep_summary.csv/.md sorted by the objective; plus the expe
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
@@ -125,6 +126,14 @@ def test_single_run_failures_propagate() -> None:
 
     with pytest.raises(SystemExit, match=r"^config error: data.x is wrong$"):
         pipeline_job(bad_config)(cfg)
+
+    def full_disk(cfg: object) -> dict[str, float]:  # e.g. a transcript written by the library
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/run/transcripts.jsonl")
+
+    with pytest.raises(
+        SystemExit, match=r"^output error: .*No space left on device: '/run/transcripts.jsonl'$"
+    ):
+        pipeline_job(full_disk)(cfg)
     assert pipeline_job(lambda c: {"test/wer": 0.25})(cfg) == 0.25
     assert math.isnan(pipeline_job(lambda c: {"test/cer": 0.25})(cfg))  # no objective in the metrics
     assert math.isnan(pipeline_job(lambda c: {"test/wer": math.nan})(cfg))
