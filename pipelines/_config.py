@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,7 @@ def input_path(
 
 @dataclass
 class PathsConfig:
-    root_dir: str = MISSING  # the launch directory (${hydra:runtime.cwd})
+    root_dir: str = MISSING  # the launch directory (${launch_dir:})
     data_dir: str = MISSING  # generated corpora and caches
     output_dir: str = MISSING  # run and sweep directories
 
@@ -443,7 +444,8 @@ def _smoke(full: Any, small: Any, *, _root_: DictConfig) -> Any:
 
 
 def register() -> None:
-    """Register the schemas in Hydra's ConfigStore and the ``smoke`` resolver (idempotent)."""
+    """Register the schemas in Hydra's ConfigStore and the ``smoke`` and ``launch_dir`` resolvers
+    (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="asr_schema", node=ASRConfig)
     cs.store(name="caption_schema", node=CaptionConfig)
@@ -452,6 +454,11 @@ def register() -> None:
             cs.store(group=f"schema/{group}", name=name, node=node)
     if not OmegaConf.has_resolver("smoke"):
         OmegaConf.register_new_resolver("smoke", _smoke)
+    if not OmegaConf.has_resolver("launch_dir"):
+        # Hydra never changes directory (job.chdir: false), so the working directory is the launch
+        # directory; unlike ${hydra:runtime.cwd} this also resolves where Hydra's own config is not set
+        # yet — a sweeper computing hydra.sweep.dir — and in the compose API.
+        OmegaConf.register_new_resolver("launch_dir", os.getcwd)
 
 
 register()

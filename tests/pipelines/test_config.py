@@ -43,7 +43,7 @@ def hydra_conf() -> Iterator[None]:
 
 
 def _compose(name: str, *overrides: str, root: Path | None = None) -> DictConfig:
-    # paths.root_dir normally comes from ${hydra:runtime.cwd}, which only a running app has
+    # paths.root_dir is the launch directory; pin it so paths in the composed configs are predictable
     return compose(name, overrides=[f"paths.root_dir={root or ROOT}", *overrides])
 
 

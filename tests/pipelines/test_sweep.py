@@ -22,11 +22,18 @@ from pipelines._sweep import SUMMARY_CSV, SUMMARY_MD, pipeline_job, write_summar
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(pipeline: str, *args: str, tmp: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def _run(
+    pipeline: str, *args: str, tmp: Path, timeout: int = 600, from_tmp: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run a pipeline; outputs under ``tmp/outputs``: set explicitly, or (``from_tmp``) by launching in
+    ``tmp`` with the default ``paths.output_dir`` (the launch directory's outputs/)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", f"pipelines.{pipeline}", *args, f"paths.output_dir={tmp / 'outputs'}",
+    out = [] if from_tmp else [f"paths.output_dir={tmp / 'outputs'}"]
+    cmd = [sys.executable, "-m", f"pipelines.{pipeline}", *args, *out,
            f"paths.data_dir={tmp / 'data'}", "logger=none", "trainer.enable_progress_bar=false"]  # fmt: skip
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        cmd, cwd=tmp if from_tmp else ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _summary(sweep: Path) -> list[dict[str, str]]:
@@ -35,7 +42,9 @@ def _summary(sweep: Path) -> list[dict[str, str]]:
 
 
 def test_caption_multirun_survives_a_failing_job_and_summarises(tmp_path: Path) -> None:
-    proc = _run("caption", "-m", "debug=smoke", "decoder.hidden_size=-1,16", tmp=tmp_path)
+    # launched from tmp_path with the default output_dir: the sweep dir must resolve before Hydra's own
+    # config exists (a plain `python -m pipelines.caption -m …` in a checkout)
+    proc = _run("caption", "-m", "debug=smoke", "decoder.hidden_size=-1,16", tmp=tmp_path, from_tmp=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
     assert len(sweeps) == 1
