@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lstm_seq.audio.io import AudioReadError, audio_info
+from lstm_seq.text_files import read_utf8
 
 
 class ManifestError(ValueError):
@@ -86,13 +87,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
 
 
 def _text(p: Path) -> str:
-    """The file as UTF-8 text; other bytes raise :class:`ManifestError` naming the line."""
-    raw = p.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ManifestError(f"{p}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+    """The file as UTF-8 text; other bytes raise :class:`ManifestError` naming the file and line."""
+    return read_utf8(p, ManifestError)
 
 
 def write_manifest(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lstm_seq.text_files import read_utf8
 from lstm_seq.training.sampler import SeededIndex
 from lstm_seq.vision.images import DEFAULT_MAX_PIXELS, ImageLoadError, ImageTransform, load_image
 from lstm_seq.vision.vocab import Vocabulary
@@ -48,13 +49,8 @@ def _need(path: Path, what: str) -> Path:
 
 
 def _utf8(path: Path) -> str:
-    """A text file's contents; bytes that are not UTF-8 raise ValueError naming the file and line."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+    """The file as UTF-8 text; other bytes raise :class:`ValueError` naming the file and line."""
+    return read_utf8(path, ValueError)
 
 
 # ------------------------------------------------------------------------------------------------ readers
