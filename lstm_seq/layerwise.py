@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstm_seq.fused import FusedConfig, run_lengths, run_padded
+from lstm_seq.reference import stack_layers
 
 
 def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -75,26 +76,18 @@ def run_layers(
     one = FusedConfig(
         has_bias=cfg.has_bias, num_layers=1, bidirectional=False, dropout=0.0, training=cfg.training
     )
-    h_n: list[Tensor] = []
-    c_n: list[Tensor] = []
-    layer_in = x
-    for layer in range(cfg.num_layers):
-        outs = []
-        for d in range(dirs):
-            k = layer * dirs + d
-            inp, w_ih = pad_features(layer_in, blocks[k][0], pad_input_to)
-            weights = [w_ih, *blocks[k][1:]]
-            if d == 1:
-                inp = reverse_within_lengths(inp, lengths)
-            state = (h0[k : k + 1], c0[k : k + 1])
-            if lengths is None:
-                out, h, c = run_padded(inp, *state, weights, one)
-            else:
-                out, h, c = run_lengths(inp, lengths, *state, weights, one)
-            outs.append(reverse_within_lengths(out, lengths) if d == 1 else out)
-            h_n.append(h)
-            c_n.append(c)
-        layer_in = outs[0] if dirs == 1 else torch.cat(outs, dim=-1)
-        if cfg.training and cfg.dropout > 0 and layer < cfg.num_layers - 1:
-            layer_in = F.dropout(layer_in, cfg.dropout, training=True)
-    return layer_in, torch.cat(h_n), torch.cat(c_n)
+
+    def run(layer_in: Tensor, layer: int, d: int) -> tuple[Tensor, Tensor, Tensor]:
+        k = layer * dirs + d
+        inp, w_ih = pad_features(layer_in, blocks[k][0], pad_input_to)
+        weights = [w_ih, *blocks[k][1:]]
+        if d == 1:
+            inp = reverse_within_lengths(inp, lengths)
+        state = (h0[k : k + 1], c0[k : k + 1])
+        if lengths is None:
+            out, h, c = run_padded(inp, *state, weights, one)
+        else:
+            out, h, c = run_lengths(inp, lengths, *state, weights, one)
+        return (reverse_within_lengths(out, lengths) if d == 1 else out), h[0], c[0]
+
+    return stack_layers(x, cfg.num_layers, dirs, run, dropout=cfg.dropout, training=cfg.training)

@@ -446,10 +446,7 @@ class LSTM(nn.Module):
             return ln_lstm.run_stacked(
                 x, lengths, h0, c0, self._direction_weights(), dropout=self.dropout, training=self.training
             )
-        mask = None
-        if lengths is not None:
-            steps = torch.arange(x.shape[0], device=x.device)
-            mask = (steps[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)
+        mask = None if lengths is None else reference.valid_mask(lengths, x.shape[0], x.device)
         return reference.stacked(
             x,
             h0,

@@ -10,6 +10,7 @@ Shapes: ``T`` time steps, ``B`` batch, ``I`` input features, ``H`` hidden size, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -118,6 +119,50 @@ def recurrence(
     return torch.stack(outputs), h, c
 
 
+def valid_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
+    """(T, B, 1) bool, True at step t of sequence b when t < lengths[b] (the ``mask`` of
+    :func:`recurrence`). lengths: (B,) int64."""
+    t = torch.arange(steps, device=device)
+    return (t[:, None] < lengths.to(device)[None, :]).unsqueeze(-1)
+
+
+# run(layer_input (T, B, I_k), layer, direction) -> (output (T, B, P), h_n (B, P), c_n (B, H))
+DirectionRun = Callable[[Tensor, int, int], tuple[Tensor, Tensor, Tensor]]
+
+
+def stack_layers(
+    x: Tensor,
+    num_layers: int,
+    num_directions: int,
+    run: DirectionRun,
+    *,
+    dropout: float = 0.0,
+    training: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The layer and direction structure shared by every backend that runs one direction at a time.
+
+    Layer ``k > 0`` reads layer ``k-1``'s output, both directions concatenated ``[forward, reverse]``;
+    dropout acts on every layer's output but the last, in training only (as nn.LSTM). ``run`` computes
+    one layer and direction (index ``layer * D + direction`` of h0/c0 and of the weights).
+
+    Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H).
+    """
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    layer_in = x
+    for layer in range(num_layers):
+        outs = []
+        for d in range(num_directions):
+            out, h, c = run(layer_in, layer, d)
+            outs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = outs[0] if num_directions == 1 else torch.cat(outs, dim=-1)
+        if dropout > 0.0 and training and layer < num_layers - 1:
+            layer_in = F.dropout(layer_in, p=dropout, training=True)
+    return layer_in, torch.stack(h_n), torch.stack(c_n)
+
+
 def stacked(
     x: Tensor,
     h0: Tensor,
@@ -128,25 +173,16 @@ def stacked(
     training: bool = False,
     mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Run a stack of (possibly bidirectional) layers.
+    """Run a stack of (possibly bidirectional) layers with :func:`recurrence`.
 
     x: (T, B, I); h0: (L*D, B, P); c0: (L*D, B, H); weights[layer][direction].
     Dropout is applied to every layer's output but the last, in training only (as nn.LSTM).
     Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H).
     """
     num_dirs = len(weights[0])
-    h_n: list[Tensor] = []
-    c_n: list[Tensor] = []
-    layer_in = x
-    for layer, directions in enumerate(weights):
-        outs = []
-        for d, w in enumerate(directions):
-            k = layer * num_dirs + d
-            out, h, c = recurrence(layer_in, h0[k], c0[k], w, reverse=d == 1, mask=mask)
-            outs.append(out)
-            h_n.append(h)
-            c_n.append(c)
-        layer_in = outs[0] if num_dirs == 1 else torch.cat(outs, dim=-1)
-        if dropout > 0.0 and training and layer < len(weights) - 1:
-            layer_in = F.dropout(layer_in, p=dropout, training=True)
-    return layer_in, torch.stack(h_n), torch.stack(c_n)
+
+    def run(layer_in: Tensor, layer: int, d: int) -> tuple[Tensor, Tensor, Tensor]:
+        k = layer * num_dirs + d
+        return recurrence(layer_in, h0[k], c0[k], weights[layer][d], reverse=d == 1, mask=mask)
+
+    return stack_layers(x, len(weights), num_dirs, run, dropout=dropout, training=training)

@@ -29,12 +29,11 @@ import os
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lstm_seq.kernels import triton_ln_lstm
 from lstm_seq.layerwise import reverse_within_lengths
-from lstm_seq.reference import DirectionWeights, input_projection
+from lstm_seq.reference import DirectionWeights, input_projection, stack_layers, valid_mask
 
 LN_EPS = 1e-5
 
@@ -234,29 +233,21 @@ def run_stacked(
     Returns output (T, B, D*H) (zero past each length), h_n and c_n (L*D, B, H), as
     :func:`lstm_seq.reference.stacked`.
     """
-    mask = None
-    if lengths is not None:
-        mask = (torch.arange(x.shape[0])[:, None] < lengths[None, :]).unsqueeze(-1).to(x.device)
-    h_n: list[Tensor] = []
-    c_n: list[Tensor] = []
-    layer_in = x
-    for layer, directions in enumerate(weights):
-        outs = []
-        for d, w in enumerate(directions):
-            assert w.ln_hh is not None and w.ln_c_weight is not None and w.ln_c_bias is not None
-            k = layer * len(directions) + d
-            p = input_projection(layer_in, w)
-            if w.b_hh is not None:
-                p = p + w.b_hh
-            if d == 1:
-                p = reverse_within_lengths(p, lengths)
-            out, h, c = ln_recurrence(
-                p, h0[k], c0[k], w.w_hh, w.ln_hh, w.ln_c_weight, w.ln_c_bias, mask, use_triton
-            )
-            outs.append(reverse_within_lengths(out, lengths) if d == 1 else out)
-            h_n.append(h)
-            c_n.append(c)
-        layer_in = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        if dropout > 0.0 and training and layer < len(weights) - 1:
-            layer_in = F.dropout(layer_in, p=dropout, training=True)
-    return layer_in, torch.stack(h_n), torch.stack(c_n)
+    mask = None if lengths is None else valid_mask(lengths, x.shape[0], x.device)
+    num_dirs = len(weights[0])
+
+    def run(layer_in: Tensor, layer: int, d: int) -> tuple[Tensor, Tensor, Tensor]:
+        w = weights[layer][d]
+        assert w.ln_hh is not None and w.ln_c_weight is not None and w.ln_c_bias is not None
+        k = layer * num_dirs + d
+        p = input_projection(layer_in, w)
+        if w.b_hh is not None:
+            p = p + w.b_hh
+        if d == 1:
+            p = reverse_within_lengths(p, lengths)
+        out, h, c = ln_recurrence(
+            p, h0[k], c0[k], w.w_hh, w.ln_hh, w.ln_c_weight, w.ln_c_bias, mask, use_triton
+        )
+        return (reverse_within_lengths(out, lengths) if d == 1 else out), h, c
+
+    return stack_layers(x, len(weights), num_dirs, run, dropout=dropout, training=training)
