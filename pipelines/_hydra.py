@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lstm_seq.atomic import write_atomic
 from lstm_seq.training import AtomicCheckpointIO, fault_tolerance_callbacks
 
 
@@ -121,28 +121,16 @@ def _output_error(path: Path, exc: OSError) -> OutputError:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` through a temporary file in the same directory + fsync + rename, so a reader never
-    sees a half-written file and a failed write (disk full, read-only) leaves the previous file intact.
+    """Write ``text`` (UTF-8) with :func:`lstm_seq.atomic.write_atomic`: a reader never sees a half-written
+    file and a failed write (disk full, read-only) leaves the previous file intact.
 
     Raises:
         OutputError: the file cannot be written; names it.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
     except OSError as exc:
         raise _output_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _output_error(path, exc) from exc
-        raise
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -14,7 +14,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
+from lstm_seq.atomic import write_atomic
 from lstm_seq.audio.io import AudioReadError, audio_info
 from lstm_seq.text_files import read_utf8
 
@@ -94,16 +96,15 @@ def _text(p: Path) -> str:
 def write_manifest(
     path: str | os.PathLike[str], utterances: Iterable[Utterance], relative: bool = False
 ) -> Path:
-    """Write JSON lines (atomically: temp file + rename) and return the path.
+    """Write JSON lines atomically (:func:`lstm_seq.atomic.write_atomic`) and return the path.
 
     With ``relative=True`` audio paths under the manifest's folder are written relative to it, so
     the folder can move.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     base = p.parent.resolve()
-    tmp = p.with_name(f".{p.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+
+    def write(fh: IO[bytes]) -> None:
         for u in utterances:
             row = asdict(u)
             if relative and Path(u.audio_filepath).is_absolute():
@@ -111,6 +112,6 @@ def write_manifest(
                     row["audio_filepath"] = Path(u.audio_filepath).resolve().relative_to(base).as_posix()
                 except ValueError:
                     pass
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, p)
-    return p
+            fh.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    return write_atomic(p, write)

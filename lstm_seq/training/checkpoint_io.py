@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from lstm_seq.atomic import write_atomic
 
 __all__ = ["AtomicCheckpointIO", "CheckpointError", "load_checkpoint_file", "save_atomic"]
 
@@ -29,34 +29,9 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be used; the message names the file and says why."""
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. a platform without directory fds: the rename itself is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save(obj)`` to ``path`` through a temporary file in the same directory + fsync + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """``torch.save(obj)`` to ``path`` through :func:`lstm_seq.atomic.write_atomic`."""
+    write_atomic(path, lambda fh: torch.save(obj, fh))
 
 
 def load_checkpoint_file(

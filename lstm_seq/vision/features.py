@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lstm_seq.atomic import write_atomic
 from lstm_seq.vision.datasets import CaptionDataset
 from lstm_seq.vision.encoder import CNNEncoder
 
@@ -72,13 +72,8 @@ def build_feature_cache(
             feats[good] = grid.float().cpu().numpy().astype(np.float16)
         if feats is None:
             raise ValueError("no image of the split could be loaded for the feature cache")
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".npy")
-        os.close(fd)
-        np.save(tmp, feats)
-        os.replace(tmp, npy)
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"ids": [it.image_id for it in dataset.items], "errors": errors}, fh)
-        os.replace(tmp, meta)
+        write_atomic(npy, lambda fh: np.save(fh, feats))
+        info = {"ids": [it.image_id for it in dataset.items], "errors": errors}
+        write_atomic(meta, lambda fh: fh.write(json.dumps(info).encode("utf-8")))
     info: dict[str, Any] = json.loads(meta.read_text())
     return np.load(npy, mmap_mode="r"), info["errors"]
