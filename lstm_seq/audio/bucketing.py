@@ -18,6 +18,7 @@ import random
 from collections.abc import Sequence
 
 from lstm_seq.training.sampler import ResumableBatchSampler
+from lstm_seq.training.sharding import split_largest
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,8 @@ class DurationBatchSampler(ResumableBatchSampler):
     def _fit_count(self, batches: list[list[int]], target: int, epoch: int) -> list[list[int]]:
         """Split the largest / merge the cheapest fitting neighbours until there are ``target`` batches."""
         while len(batches) < target:
-            j = max(range(len(batches)), key=lambda k: (len(batches[k]), -k))
-            if len(batches[j]) < 2:
+            if not split_largest(batches):
                 break
-            b = batches[j]
-            batches[j : j + 1] = [b[: len(b) // 2], b[len(b) // 2 :]]
         while len(batches) > target:
             fits = [
                 k

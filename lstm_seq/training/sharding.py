@@ -26,19 +26,27 @@ def world(num_replicas: int | None = None, rank: int | None = None) -> tuple[int
     return n, r
 
 
+def split_largest(batches: list[list[int]]) -> bool:
+    """Cut the largest batch (the first on ties) into two halves, in place; False when every batch has a
+    single sample and nothing can be split."""
+    j = max(range(len(batches)), key=lambda k: (len(batches[k]), -k))
+    b = batches[j]
+    if len(b) < 2:
+        return False
+    batches[j : j + 1] = [b[: len(b) // 2], b[len(b) // 2 :]]
+    return True
+
+
 def balance(batches: Sequence[Sequence[int]], num_replicas: int) -> list[list[int]]:
     """Split batches until their number is a multiple of ``num_replicas`` (see the module docstring)."""
     out = [list(b) for b in batches]
     while len(out) % num_replicas:
-        j = max(range(len(out)), key=lambda k: (len(out[k]), -k))
-        b = out[j]
-        if len(b) < 2:
+        if not split_largest(out):
             n = sum(len(x) for x in out)
             raise ValueError(
                 f"cannot give {num_replicas} replicas the same number of batches from {n} samples "
                 "without repeating or dropping one; use fewer replicas or more data"
             )
-        out[j : j + 1] = [b[: len(b) // 2], b[len(b) // 2 :]]
     return out
 
 
