@@ -25,8 +25,6 @@ Models: ``default`` = conf/model/asr_bilstm.yaml (conv ×4 + 2 × 128 bidirectio
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import logging
 import statistics
 import tempfile
@@ -40,7 +38,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from benchmarks.lstm_speed import device_name, slug
+from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.audio.datamodule import ASRDataModule
 from lstm_seq.audio.manifest import Utterance, write_manifest
 from lstm_seq.audio.module import ASRModule
@@ -187,18 +185,8 @@ def main() -> None:
                 f"{100 * row['wait_share']:>7.1f}%{row['audio_s_per_batch']:>15.1f}",
                 flush=True,
             )
-    result = {
-        "date": dt.date.today().isoformat(),
-        "device": name,
-        "torch": torch.__version__,
-        "cudnn": torch.backends.cudnn.version(),
-        "precision": precision,
-        "cases": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{result['date']}-{slug(name)}-asr-throughput{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    suffix = "-asr-throughput" + ("-quick" if args.quick else "")
+    write_result(args.out, name, suffix, precision=precision, cases=rows)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,13 @@ Cases in the JSON: ``{"name": "beam5-B32", "batch": 32, "single_ms_per_image": â
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.lstm_speed import device_name, slug
+from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.vision.images import ImageTransform
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
@@ -139,18 +137,10 @@ def main() -> None:
                 "images_per_s": round(1e3 / ms, 2),
             }
         )
-    result = {
-        "date": dt.date.today().isoformat(),
-        "device": name,
-        "torch": torch.__version__,
-        "cudnn": torch.backends.cudnn.version(),
-        "config": {k: v for k, v in vars(args).items() if k not in ("out",)},
-        "cases": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{result['date']}-{slug(name)}-caption-beam{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    config = {k: v for k, v in vars(args).items() if k != "out"}
+    write_result(
+        args.out, name, "-caption-beam" + ("-quick" if args.quick else ""), config=config, cases=rows
+    )
 
 
 if __name__ == "__main__":

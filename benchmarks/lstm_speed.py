@@ -77,6 +77,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
+def write_result(out_dir: Path, device: str, suffix: str, **fields: object) -> Path:
+    """Write ``<out_dir>/<date>-<device><suffix>.json`` holding the date, device, torch and cuDNN
+    versions, then ``fields`` (``cases`` among them); print and return its path."""
+    result = {
+        "date": dt.date.today().isoformat(),
+        "device": device,
+        "torch": torch.__version__,
+        "cudnn": torch.backends.cudnn.version(),
+        **fields,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{result['date']}-{slug(device)}{suffix}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
 def build(shape: Shape, device: torch.device, backend: str) -> tuple[nn.LSTM, lstm_seq.LSTM]:
     kw = {"num_layers": shape.L, "bidirectional": shape.bidirectional}
     theirs = nn.LSTM(shape.I, shape.H, **kw).to(device)
@@ -272,20 +289,8 @@ def main() -> None:
             print(line, flush=True)
             rows.append(row)
 
-    result = {
-        "date": dt.date.today().isoformat(),
-        "device": name,
-        "torch": torch.__version__,
-        "cudnn": torch.backends.cudnn.version(),
-        "quick": args.quick,
-        "repeats": repeats,
-        "cases": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = ("-quick" if args.quick else "") + (f"-{slug(args.tag)}" if args.tag else "")
-    path = args.out / f"{result['date']}-{slug(name)}{suffix}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(args.out, name, suffix, quick=args.quick, repeats=repeats, cases=rows)
 
 
 if __name__ == "__main__":
