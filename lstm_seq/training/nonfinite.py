@@ -65,7 +65,9 @@ class NonFiniteGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        bad = self._bad_loss or any(not bool(torch.isfinite(g).all()) for g in grads)
+        # one device→host sync per step, not one per parameter tensor
+        finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+        bad = self._bad_loss or not finite
         bad = bool(trainer.strategy.reduce_boolean_decision(bad, all=False))
         if bad:
             for group in optimizer.param_groups:
