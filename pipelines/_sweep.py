@@ -38,8 +38,9 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from lstm_seq.outputs import OutputError, write_json_atomic
 from pipelines._config import validate
-from pipelines._hydra import ConfigError, OutputError, run_dir, write_json_atomic
+from pipelines._hydra import ConfigError, run_dir
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines._hydra import (
+from lstm_seq.outputs import (
     OutputError,
     write_json_atomic,
     write_jsonl_atomic,
