@@ -232,8 +232,10 @@ class BeamLMDecodeConfig(DecodeConfig):
     beam: bool = True
     beam_size: int = positive(50)
     lm_order: int = at_least(0, 3)
-    lm_weight: float = 1.0
-    word_score: float = 0.0
+    lm_weight: float | None = None  # None: tuned on validation after training (else 1.0)
+    word_score: float | None = None  # None: tuned on validation after training (else 0.0)
+    tune_lm_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    tune_word_scores: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])
     lexicon: bool = True
     beam_threshold: float = positive(25.0)
 
@@ -360,6 +362,7 @@ class DecoderConfig:
     hidden_size: int = positive(256)
     num_layers: int = positive(1)
     dropout: float = prob(0.3)
+    concepts: bool = False  # visual-concept head whose log-probabilities bias the word logits
 
 
 @dataclass
@@ -382,6 +385,7 @@ class CaptionModelConfig:
     max_len: int = positive(24)
     length_penalty: float = 0.0
     word_dropout: float = prob(0.0)
+    concept_weight: float = at_least(0, 0.0)  # multi-label concept loss weight (needs decoder.concepts)
 
 
 @dataclass

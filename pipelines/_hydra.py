@@ -1,25 +1,40 @@
 """Glue shared by the Hydra entry points: the one instantiate helper, run-directory paths,
-trainer/logger construction and metrics.json.
+trainer/logger construction and the training run both pipelines share (:func:`fit`).
 
 Only ``pipelines/`` imports Hydra or OmegaConf; the library (``lstm_seq``) never does.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_seq.atomic import write_atomic
-from lstm_seq.training import AtomicCheckpointIO, fault_tolerance_callbacks
+from lstm_seq.outputs import (  # noqa: F401  (re-exported for the entry points)
+    OutputError,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_metrics,
+    write_text_atomic,
+)
+from lstm_seq.training import (
+    AtomicCheckpointIO,
+    NonFiniteLossError,
+    RunCheckpoint,
+    end_data_parallel,
+    fault_tolerance_callbacks,
+    stop_message,
+    training_report,
+)
 
 
 class ConfigError(ValueError):
@@ -100,55 +115,67 @@ def make_trainer(
     return instantiate(cfg, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
 
 
-def _json_safe(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+@dataclass
+class Fitted:
+    """What :func:`fit` leaves for testing.
+
+    Attributes:
+        trainer: the trainer that fitted (a single-device one after DDP, for rank 0's test).
+        best: the best checkpoint by the monitored metric, else ``last.ckpt``; "" when none was written.
+        report: ``train/seconds``, ``train/epochs`` and the fault-tolerance counters, for metrics.json.
+    """
+
+    trainer: Any
+    best: str
+    report: dict[str, Any]
 
 
-class OutputError(OSError):
-    """An output file cannot be written (read-only or full file system, a folder that is a file, …); the
-    message names the file and says whether an earlier version of it is still intact."""
+def fit(
+    cfg: DictConfig,
+    module: Any,
+    out: Path,
+    monitor: str,
+    mode: str,
+    filename: str = "best",
+    **data: Any,
+) -> Fitted | None:
+    """Train ``module`` the way both pipelines do: the ``trainer`` and ``logger`` groups, ``resilience``
+    (mid-epoch ``last.ckpt``, exact resume, non-finite batch skipping), checkpoints of the best ``monitor``
+    (``mode`` "min" or "max") and ``last.ckpt`` under ``<out>/checkpoints``, early stopping when
+    ``callbacks.early_stopping_patience`` is set, and resume from ``cfg.ckpt``. ``data`` goes to
+    ``trainer.fit`` (``datamodule=`` or ``train_dataloaders=``/``val_dataloaders=``).
 
-
-def _output_error(path: Path, exc: OSError) -> OutputError:
-    kept = "the previous file is unchanged" if path.is_file() else "nothing was written"
-    err = OutputError(f"cannot write {path}: {exc.strerror or exc} ({kept})")
-    err.errno = exc.errno
-    return err
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) with :func:`lstm_seq.atomic.write_atomic`: a reader never sees a half-written
-    file and a failed write (disk full, read-only) leaves the previous file intact.
+    Returns None on DDP ranks other than 0 (rank 0 alone tests and writes the outputs).
 
     Raises:
-        OutputError: the file cannot be written; names it.
+        NonFiniteLossError: too many non-finite batches in a row; metrics.json keeps the training counters
+            and the message names ``last.ckpt``.
     """
-    try:
-        write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
-    except OSError as exc:
-        raise _output_error(path, exc) from exc
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """:func:`write_text_atomic` of ``payload`` as indented JSON with sorted keys."""
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> None:
-    """:func:`write_text_atomic` of one JSON object per line."""
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
-def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
-    """Merge ``metrics`` into ``<out_dir>/metrics.json`` (keys like ``test/wer``) and return its path."""
-    path = out_dir / "metrics.json"
-    current: dict[str, Any] = {}
-    if path.exists():
-        current = json.loads(path.read_text())
-    current.update({k: _json_safe(v) for k, v in metrics.items()})
-    write_json_atomic(path, current)
-    return path
+    t0 = time.time()
+    ckpt_cb = RunCheckpoint(
+        dirpath=out / "checkpoints", filename=filename, monitor=monitor, mode=mode, save_last=True,
+        enable_version_counter=False,  # last.ckpt is shared with the mid-epoch checkpoints (resilience)
+    )  # fmt: skip
+    loggers = make_loggers(cfg.get("logger"), out)
+    callbacks: list[Any] = [ckpt_cb]
+    if loggers:  # the learning-rate monitor needs a logger
+        callbacks.append(pl.callbacks.LearningRateMonitor("step"))
+    patience = OmegaConf.select(cfg, "callbacks.early_stopping_patience", default=None)
+    if patience:
+        callbacks.append(pl.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
+    trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience"))
+    trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
+    report = {
+        "train/seconds": time.time() - t0,
+        "train/epochs": trainer.current_epoch,
+        **training_report(trainer),
+    }
+    halted = stop_message(trainer)
+    if trainer.world_size > 1:
+        if not end_data_parallel(trainer):
+            return None
+        trainer = make_trainer(cfg.trainer, out, [], loggers, single_device=True)
+    if halted:
+        write_metrics(out, report)
+        raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
+    return Fitted(trainer, ckpt_cb.best_model_path or ckpt_cb.last_model_path or "", report)

@@ -9,9 +9,10 @@ decoding. The LM is estimated from the training transcripts by :mod:`lstm_seq.au
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,6 @@ class BeamSearchDecoder:
     def __init__(
         self, vocab: CharVocab, cfg: BeamConfig, lm_texts: Iterable[str], work_dir: str | os.PathLike[str]
     ) -> None:
-        from torchaudio.models.decoder import ctc_decoder
-
         self.vocab = vocab
         self.cfg = cfg
         work = Path(work_dir)
@@ -90,10 +89,16 @@ class BeamSearchDecoder:
         if cfg.lm_order > 0 and texts:
             lm = write_arpa(work / "lm.arpa", texts, order=cfg.lm_order)
         self.lm_path = lm
-        self._decoder = ctc_decoder(
-            lexicon=str(lexicon) if lexicon else None,
+        self.lexicon_path = lexicon
+        self._decoder = self._build(cfg)
+
+    def _build(self, cfg: BeamConfig) -> Any:
+        from torchaudio.models.decoder import ctc_decoder
+
+        return ctc_decoder(
+            lexicon=str(self.lexicon_path) if self.lexicon_path else None,
             tokens=self.tokens,
-            lm=str(lm) if lm else None,
+            lm=str(self.lm_path) if self.lm_path else None,
             nbest=1,
             beam_size=cfg.beam_size,
             beam_threshold=cfg.beam_threshold,
@@ -106,6 +111,14 @@ class BeamSearchDecoder:
             blank_token="-",
             sil_token="|",
         )
+
+    def with_weights(self, lm_weight: float, word_score: float) -> BeamSearchDecoder:
+        """The same decoder (same LM and lexicon files, not re-estimated) with other LM weight and word
+        score: what tuning on the validation set tries."""
+        other = copy.copy(self)
+        other.cfg = replace(self.cfg, lm_weight=float(lm_weight), word_score=float(word_score))
+        other._decoder = self._build(other.cfg)
+        return other
 
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[str]:
         """Decode (B, T, V) log-posteriors with (B,) valid lengths into B strings."""

@@ -24,12 +24,13 @@ from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
-from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
+from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file, save_atomic
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "asr"
-__all__ = ["ASRModule", "CheckpointError", "ctc_feasible", "load_checkpoint"]
+DECODE_KEY = "asr_decode"  # checkpoint entry of the tuned decoding settings
+__all__ = ["ASRModule", "CheckpointError", "ctc_feasible", "load_checkpoint", "store_decode_settings"]
 
 
 def ctc_feasible(out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
@@ -75,6 +76,7 @@ class ASRModule(pl.LightningModule):
         self._eval: dict[str, list[str]] = {}
         self.test_predictions: list[dict[str, Any]] = []
         self.lm_texts: list[str] = []  # training transcripts for the beam-search LM (saved in checkpoints)
+        self.decode_settings: dict[str, float] = {}  # LM weight / word score tuned on validation (saved too)
 
     # ---------------------------------------------------------------- forward
     def forward(self, wave: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -188,9 +190,11 @@ class ASRModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["asr_lm_texts"] = list(self.lm_texts)
+        checkpoint[DECODE_KEY] = dict(self.decode_settings)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.lm_texts = list(checkpoint.get("asr_lm_texts", []))
+        self.decode_settings = dict(checkpoint.get(DECODE_KEY, {}))
 
     def attach_beam_search(self, cfg: BeamConfig, work_dir: str | os.PathLike[str]) -> bool:
         """Use beam search (+ n-gram LM of :attr:`lm_texts`) in test and transcription; returns
@@ -228,5 +232,13 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"{path} is not a speech-recognition (asr) checkpoint (found: {found})")
     module = ASRModule(**{k: hp.get(k) for k in ("vocab", "features", "model", "specaugment", "optim")})
     module.load_state_dict(ckpt["state_dict"])
-    module.lm_texts = list(ckpt.get("asr_lm_texts", []))
+    module.on_load_checkpoint(ckpt)
     return module.eval()
+
+
+def store_decode_settings(path: str | os.PathLike[str], settings: dict[str, float]) -> None:
+    """Record decoding settings tuned after training (``lm_weight``, ``word_score``) in the checkpoint at
+    ``path``, rewriting it atomically; :func:`load_checkpoint` gives them back as ``decode_settings``."""
+    ckpt = load_checkpoint_file(path, "cpu", require_state_dict=False)
+    ckpt[DECODE_KEY] = dict(settings)
+    save_atomic(ckpt, path)
