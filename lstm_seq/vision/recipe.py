@@ -1,0 +1,116 @@
+"""The captioner's runs — train, test, generate — as functions of plain settings.
+
+``python -m pipelines.caption`` reads its Hydra config and calls these; ``data`` is the ``conf/data`` node as a
+plain dict (``batch_size``, ``num_workers``, ``train_captions``, ``max_len``, ``max_pixels``, ``feature_cache``,
+``cache_dir``, ``min_freq``, ``image_size``, ``mean``, ``std``, ``smoke``, ``name``). Every output lands in the run
+folder ``out`` and is written atomically (:mod:`lstm_seq.outputs`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from lstm_seq.metrics.caption import java_metrics
+from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
+from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
+from lstm_seq.vision.corpus import Corpus
+from lstm_seq.vision.datasets import CaptionDataset, collate_captions
+from lstm_seq.vision.features import build_feature_cache
+from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.module import CaptionModule
+from lstm_seq.vision.synth import novel_pair_recall
+from lstm_seq.vision.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+def build_model(
+    corpus: Corpus,
+    data: Mapping[str, Any],
+    encoder: Mapping[str, Any],
+    decoder: Mapping[str, Any],
+    model: Mapping[str, Any],
+) -> CaptionModule:
+    """A new captioner whose vocabulary (``min_freq``) comes from the training captions and whose input
+    transform (``image_size``, ``mean``, ``std``) is stored with it."""
+    vocab = Vocabulary.build((c for it in corpus.split("train") for c in it.captions), data["min_freq"])
+    transform = ImageTransform(data["image_size"], tuple(data["mean"]), tuple(data["std"]))
+    return CaptionModule(vocab.to_dict(), transform.to_dict(), dict(encoder), dict(decoder), **model)
+
+
+def loader(
+    corpus: Corpus,
+    split: str,
+    model: CaptionModule,
+    data: Mapping[str, Any],
+    train: bool,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+) -> DataLoader:
+    """Training: shuffled by (seed, epoch), sharded over DDP ranks, resumable mid-epoch, per-sample seeds for
+    the caption draw. Evaluation: every rank reads the whole split in order. With ``data["feature_cache"]``
+    and a frozen encoder the encoder's features are computed once into ``cache_dir`` and reused."""
+    ds = CaptionDataset(
+        corpus.split(split), model.vocab, model.transform, data["train_captions"] if train else None,
+        data["max_len"], corpus.images, data.get("max_pixels", 50_000_000),
+    )  # fmt: skip
+    if data.get("feature_cache") and model.encoder.frozen and cache_dir is not None:
+        ds.features, ds.feature_errors = build_feature_cache(model.encoder, ds, cache_dir, data["batch_size"])
+    kwargs = {
+        "num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0,
+        "collate_fn": functools.partial(collate_captions, pad_id=model.vocab.pad_id),
+    }  # fmt: skip
+    if train:
+        sampler = ShuffledBatchSampler(len(ds), data["batch_size"], seed=seed, seed_samples=True)
+        return ResumableDataLoader(ds, batch_sampler=sampler, **kwargs)
+    return DataLoader(ds, batch_size=data["batch_size"], shuffle=False, **kwargs)
+
+
+def evaluate(
+    trainer: Any,
+    model: CaptionModule,
+    corpus: Corpus,
+    data: Mapping[str, Any],
+    out: Path,
+    ckpt: str | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, float]:
+    """Test ``model`` (or the checkpoint ``ckpt``) on the test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where
+    Java runs, ``test/novel_pair_recall`` on the embedded scenes; writes metrics.json and predictions.jsonl."""
+    res = trainer.test(model, loader(corpus, "test", model, data, False, cache_dir=cache_dir), ckpt_path=ckpt,
+                       verbose=False)[0]  # fmt: skip
+    metrics = {k: float(v) for k, v in res.items() if k.startswith("test/")}
+    tr = model.test_results
+    extra, why = {}, "METEOR/SPICE skipped in smoke mode"
+    if not data.get("smoke"):
+        extra, why = java_metrics(tr["hyps"], tr["refs"], prefix="test/")
+    if why:
+        log.info(why)
+    metrics.update(extra)
+    if data["name"] == "scenes":  # composition: how often the held-out colour–shape pairs are named
+        objects = {it.image_id: it.extra["objects"] for it in corpus.split("test")}
+        metrics["test/novel_pair_recall"] = novel_pair_recall(tr["hyps"], [objects[i] for i in tr["ids"]])
+    rows = zip(tr["ids"], tr["hyps"], tr["refs"], strict=True)
+    write_jsonl_atomic(
+        out / "predictions.jsonl", ({"id": i, "caption": h, "references": r} for i, h, r in rows)
+    )
+    write_metrics(out, metrics)
+    return metrics
+
+
+def write_summary(out: Path, title: str, config_yaml: str, metrics: Mapping[str, float], model: CaptionModule,
+                  best: str, samples: int = 10) -> None:  # fmt: skip
+    """``<out>/summary.md``: the config, a metrics table, the best checkpoint and ``samples`` test captions
+    next to a reference."""
+    lines = [f"# {title}", "", "```yaml", config_yaml, "```", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items())]
+    lines += ["", f"best checkpoint: {best}", "", "sample test captions:"]
+    pairs = zip(model.test_results["hyps"], model.test_results["refs"], strict=True)
+    lines += [f"- {h}  (ref: {r[0]})" for h, r in list(pairs)[:samples]]
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
