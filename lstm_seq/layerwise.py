@@ -34,7 +34,7 @@ def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
     if lengths is None:
         return x.flip(0)
     steps = x.shape[0]
-    t = torch.arange(steps)[:, None]
+    t = torch.arange(steps, device=lengths.device)[:, None]  # built next to the (CPU) lengths, then moved
     lens = lengths[None, :]
     index = torch.where(t < lens, lens - 1 - t, t).to(x.device)  # (T, B)
     return x.gather(0, index[:, :, None].expand_as(x))
