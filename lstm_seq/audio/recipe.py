@@ -126,16 +126,12 @@ def tune_decoding(
     ``checkpoints`` (so ``mode=test`` and ``mode=transcribe`` use them), and write every pair's score to
     ``<out>/beam_tuning.json``. Returns the metrics to record; {} when nothing is tuned."""
     base = beam_config(decode)
-    grids = {
-        "lm_weight": [decode["lm_weight"]]
-        if decode.get("lm_weight") is not None
-        else decode.get("tune_lm_weights"),
-        "word_score": [decode["word_score"]]
-        if decode.get("word_score") is not None
-        else decode.get("tune_word_scores"),
-    }
     if base is None or base.lm_order == 0 or not module.lm_texts:
         return {}
+    # a fixed value is a one-point grid; a null one is searched over tune_lm_weights / tune_word_scores
+    grids = {
+        k: [decode[k]] if decode.get(k) is not None else list(decode.get(f"tune_{k}s") or []) for k in UNTUNED
+    }
     if all(decode.get(k) is not None for k in UNTUNED) or not all(grids.values()):
         return {}
     t0 = time.time()

@@ -165,3 +165,15 @@ def test_default_run_reaches_the_goal(tmp_path: Path) -> None:
     m = json.loads((run / "metrics.json").read_text())
     assert m["test/wer"] <= 0.10 and m["test/cer"] <= 0.04, m
     assert m["test/wer_beam"] < m["test/wer_greedy"]  # the LM helps
+
+
+def test_smoke_in_bf16_mixed_precision(smoke: tuple[Path, Path]) -> None:
+    """What ``trainer.accelerator=gpu`` selects (bf16-mixed autocast), run on the CPU: CTC stays float32,
+    the losses and rates are finite and the checkpoint keeps float32 weights."""
+    torch = pytest.importorskip("torch")
+    proc, run = run_asr(smoke[0], "debug=smoke", "trainer.precision=bf16-mixed", "plot_utterances=0")
+    assert run is not None and "ASR done" in proc.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert all(math.isfinite(metrics[k]) for k in ("test/loss", "test/wer", "test/cer", "val/wer_beam_tuned"))
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
