@@ -28,15 +28,23 @@ from lstm_seq.fused import FusedConfig, run_lengths, run_padded
 from lstm_seq.reference import stack_layers
 
 
-def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
+def reverse_index(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
+    """(T, B) int64 on ``device``: for each sequence, step t ↦ its mirror ``lengths[b] - 1 - t`` inside the
+    length, and itself past it. The map is its own inverse, so one index reverses a layer's input and
+    restores its output."""
+    t = torch.arange(steps, device=lengths.device)[:, None]  # built next to the (CPU) lengths, moved once
+    lens = lengths[None, :]
+    return torch.where(t < lens, lens - 1 - t, t).to(device)
+
+
+def reverse_within_lengths(x: Tensor, lengths: Tensor | None, index: Tensor | None = None) -> Tensor:
     """x (T, B, F) → each sequence reversed over its first ``lengths[b]`` steps; the padding past a
-    length stays where it is. lengths (B,) int64 or None (all T)."""
+    length stays where it is. lengths (B,) int64 or None (all T); ``index`` a precomputed
+    :func:`reverse_index` of the same lengths."""
     if lengths is None:
         return x.flip(0)
-    steps = x.shape[0]
-    t = torch.arange(steps, device=lengths.device)[:, None]  # built next to the (CPU) lengths, then moved
-    lens = lengths[None, :]
-    index = torch.where(t < lens, lens - 1 - t, t).to(x.device)  # (T, B)
+    if index is None:
+        index = reverse_index(lengths, x.shape[0], x.device)
     return x.gather(0, index[:, :, None].expand_as(x))
 
 
@@ -76,18 +84,20 @@ def run_layers(
     one = FusedConfig(
         has_bias=cfg.has_bias, num_layers=1, bidirectional=False, dropout=0.0, training=cfg.training
     )
+    # one reverse index for every reverse layer (input and output): built and copied to the device once
+    index = reverse_index(lengths, x.shape[0], x.device) if lengths is not None and dirs == 2 else None
 
     def run(layer_in: Tensor, layer: int, d: int) -> tuple[Tensor, Tensor, Tensor]:
         k = layer * dirs + d
         inp, w_ih = pad_features(layer_in, blocks[k][0], pad_input_to)
         weights = [w_ih, *blocks[k][1:]]
         if d == 1:
-            inp = reverse_within_lengths(inp, lengths)
+            inp = reverse_within_lengths(inp, lengths, index)
         state = (h0[k : k + 1], c0[k : k + 1])
         if lengths is None:
             out, h, c = run_padded(inp, *state, weights, one)
         else:
             out, h, c = run_lengths(inp, lengths, *state, weights, one)
-        return (reverse_within_lengths(out, lengths) if d == 1 else out), h[0], c[0]
+        return (reverse_within_lengths(out, lengths, index) if d == 1 else out), h[0], c[0]
 
     return stack_layers(x, cfg.num_layers, dirs, run, dropout=cfg.dropout, training=cfg.training)

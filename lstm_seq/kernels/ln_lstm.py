@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from lstm_seq.kernels import triton_ln_lstm
-from lstm_seq.layerwise import reverse_within_lengths
+from lstm_seq.layerwise import reverse_index, reverse_within_lengths
 from lstm_seq.reference import DirectionWeights, input_projection, stack_layers, valid_mask
 
 LN_EPS = 1e-5
@@ -235,6 +235,7 @@ def run_stacked(
     """
     mask = None if lengths is None else valid_mask(lengths, x.shape[0], x.device)
     num_dirs = len(weights[0])
+    index = None if lengths is None or num_dirs == 1 else reverse_index(lengths, x.shape[0], x.device)
 
     def run(layer_in: Tensor, layer: int, d: int) -> tuple[Tensor, Tensor, Tensor]:
         w = weights[layer][d]
@@ -244,10 +245,10 @@ def run_stacked(
         if w.b_hh is not None:
             p = p + w.b_hh
         if d == 1:
-            p = reverse_within_lengths(p, lengths)
+            p = reverse_within_lengths(p, lengths, index)
         out, h, c = ln_recurrence(
             p, h0[k], c0[k], w.w_hh, w.ln_hh, w.ln_c_weight, w.ln_c_bias, mask, use_triton
         )
-        return (reverse_within_lengths(out, lengths) if d == 1 else out), h, c
+        return (reverse_within_lengths(out, lengths, index) if d == 1 else out), h, c
 
     return stack_layers(x, len(weights), num_dirs, run, dropout=dropout, training=training)

@@ -8,7 +8,7 @@ import torch
 
 import lstm_seq
 from lstm_seq.kernels import triton_ln_lstm
-from lstm_seq.layerwise import pad_features, reverse_within_lengths
+from lstm_seq.layerwise import pad_features, reverse_index, reverse_within_lengths
 from lstm_seq.lstm import choose_backend
 
 from ._util import assert_close, twins
@@ -25,6 +25,9 @@ def test_reverse_within_lengths_reverses_each_sequence_and_keeps_padding() -> No
     assert r[:, 2].tolist() == [2, 1, 0, 3, 4]
     assert torch.equal(reverse_within_lengths(r[..., None], lengths), x)
     assert torch.equal(reverse_within_lengths(x, None)[..., 0][:, 0], torch.tensor([4.0, 3, 2, 1, 0]))
+    index = reverse_index(lengths, x.shape[0], x.device)  # one index serves both ways (an involution)
+    assert torch.equal(reverse_within_lengths(x, lengths, index), reverse_within_lengths(x, lengths))
+    assert torch.equal(index.gather(0, index), torch.arange(x.shape[0])[:, None].expand_as(index))
 
 
 def test_feature_padding_changes_nothing() -> None:
