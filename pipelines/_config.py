@@ -352,6 +352,8 @@ class EncoderConfig:
     output_stride: int = one_of(32, 8, 16, 32)
     grid_size: int | None = positive(None)
     frozen: bool = False
+    hue_pool: bool = False  # first conv max-pooled over the 3 cyclic RGB shifts: a trunk blind to hue
+    colour_channels: int = at_least(0, 0)  # > 0: a per-pixel colour path of this width appended to the grid
     lr_factor: float = at_least(0, 1.0)
 
 
@@ -362,7 +364,6 @@ class DecoderConfig:
     hidden_size: int = positive(256)
     num_layers: int = positive(1)
     dropout: float = prob(0.3)
-    concepts: bool = False  # visual-concept head whose log-probabilities bias the word logits
 
 
 @dataclass
@@ -385,7 +386,6 @@ class CaptionModelConfig:
     max_len: int = positive(24)
     length_penalty: float = 0.0
     word_dropout: float = prob(0.0)
-    concept_weight: float = at_least(0, 0.0)  # multi-label concept loss weight (needs decoder.concepts)
 
 
 @dataclass

@@ -1,6 +1,11 @@
 """CNN image encoder: a torchvision backbone cut at a chosen output stride, returning a spatial grid of
 features (B, L = h·w, C) for attention and a pooled vector (B, C) for show-and-tell.
 
+Optionally shape and colour are kept apart: the trunk's first convolution is hue-pooled (max over the three
+cyclic RGB shifts, :class:`HuePooledConv2d`), so a shape learnt in some colours is recognised in any, and a
+small per-pixel :class:`ColourPath` appended to the grid carries the colours. Without this, a from-scratch
+trunk learns colour-specific shape detectors and never recognises a colour–shape pair absent from training.
+
 Weights: ``None`` (random init, trained from scratch), a local weights file (a state dict of the full
 torchvision model, or of this encoder's trunk), or a torchvision weight name such as ``"DEFAULT"`` or
 ``"IMAGENET1K_V1"`` that is used only when the file is already in the torch hub cache — nothing is
@@ -13,6 +18,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -52,6 +58,34 @@ def _named_weights(name: str, weights: str) -> dict[str, torch.Tensor]:
     return torch.load(cached, map_location="cpu", weights_only=True)
 
 
+class HuePooledConv2d(nn.Conv2d):
+    """A first convolution that sees the image under the three cyclic RGB shifts (hue rotations by 120°) and
+    keeps, per output channel and position, the largest response: what it detects (edges, corners) no longer
+    depends on which colour draws it, so shape features learnt on some colours carry over to others."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # conv(x shifted by k channels, W) = conv(x, W shifted by -k): one convolution with 3× the filters
+        w = torch.cat([self.weight, self.weight.roll(-1, dims=1), self.weight.roll(-2, dims=1)])
+        b = self.bias.repeat(3) if self.bias is not None else None
+        out = self._conv_forward(x, w, b)  # (B, 3·K, h, w)
+        return out.unflatten(1, (3, self.out_channels)).amax(1)
+
+
+class ColourPath(nn.Module):
+    """Colour features (two 1×1 convolutions on the image average-pooled 4×4, a third of the cost at full
+    resolution) max-pooled to the grid: which colours each cell holds, for the colour words, next to a
+    hue-pooled trunk that does not see colour."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, channels, 1), nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU()
+        )
+
+    def forward(self, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return F.adaptive_max_pool2d(self.net(F.avg_pool2d(images, 4, ceil_mode=True)), size)
+
+
 class CNNEncoder(nn.Module):
     """torchvision backbone → grid features.
 
@@ -61,7 +95,10 @@ class CNNEncoder(nn.Module):
         output_stride: keep the trunk up to the last module whose stride is ≤ this (8, 16 or 32);
             e.g. resnet18 with 16 ends at layer3 (a 4×4 grid for a 64×64 input).
         grid_size: if set, adaptive-average-pool the grid to at most grid_size × grid_size.
-        frozen: no gradients, always in eval mode (BatchNorm uses its running statistics).
+        frozen: no gradients (trunk and colour path), always in eval mode (BatchNorm uses its running
+            statistics).
+        hue_pool: the first convolution is a :class:`HuePooledConv2d` (the trunk does not see hue).
+        colour_channels: if > 0, a :class:`ColourPath` of this many channels is appended to the grid.
     """
 
     def __init__(
@@ -71,6 +108,8 @@ class CNNEncoder(nn.Module):
         output_stride: int = 32,
         grid_size: int | None = None,
         frozen: bool = False,
+        hue_pool: bool = False,
+        colour_channels: int = 0,
     ) -> None:
         super().__init__()
         if name not in BACKBONES:
@@ -92,6 +131,17 @@ class CNNEncoder(nn.Module):
                     f"encoder.weights={weights!r} lacks {len(trunk_missing)} trunk keys, e.g. {trunk_missing[:3]}"
                 )
         modules = _trunk_modules(model, name)
+        if hue_pool:
+            first = modules[0][1] if isinstance(modules[0][1], nn.Conv2d) else modules[0][1][0]
+            pooled_conv = HuePooledConv2d(
+                first.in_channels, first.out_channels, first.kernel_size, first.stride, first.padding,
+                bias=first.bias is not None,
+            )  # fmt: skip
+            pooled_conv.load_state_dict(first.state_dict())
+            if isinstance(modules[0][1], nn.Conv2d):
+                modules[0] = (modules[0][0], pooled_conv)
+            else:
+                modules[0][1][0] = pooled_conv
         kept: list[tuple[str, nn.Module]] = []
         probe = torch.zeros(1, 3, 64, 64)
         model.eval()
@@ -106,12 +156,14 @@ class CNNEncoder(nn.Module):
             raise ValueError(f"encoder.output_stride={output_stride} is smaller than {name}'s first stride")
         self.name = name
         self.trunk = nn.Sequential(*[m for _, m in kept])
-        self.out_channels = int(probe.shape[1])
+        self.hue_pool = hue_pool
+        self.colour = ColourPath(colour_channels) if colour_channels > 0 else None
+        self.out_channels = int(probe.shape[1]) + colour_channels
         self.stride = 64 // int(probe.shape[-1])
         self.pool = nn.AdaptiveAvgPool2d(grid_size) if grid_size else None
         self.frozen = frozen
-        if frozen:
-            self.trunk.requires_grad_(False)
+        if frozen:  # the colour path too: cached features (lstm_seq.vision.features) could not follow it
+            self.requires_grad_(False)
         self.train()
 
     def train(self, mode: bool = True) -> CNNEncoder:
@@ -133,5 +185,8 @@ class CNNEncoder(nn.Module):
             fmap.shape[-1] > self.pool.output_size or fmap.shape[-2] > self.pool.output_size
         ):  # type: ignore[operator]
             fmap = self.pool(fmap)
+        if self.colour is not None:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+                fmap = torch.cat([fmap, self.colour(images, fmap.shape[-2:])], 1)
         grid = fmap.flatten(2).transpose(1, 2)
         return grid, grid.mean(dim=1)

@@ -31,6 +31,8 @@ def cache_key(encoder: CNNEncoder, dataset: CaptionDataset) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     h.update(repr((encoder.name, encoder.stride, encoder.pool)).encode())
+    if encoder.hue_pool:  # same weights, another function (keys of caches without it are unchanged)
+        h.update(b"hue_pool")
     h.update(json.dumps(dataset.transform.to_dict(), sort_keys=True).encode())
     h.update("\n".join(it.image for it in dataset.items).encode())
     if dataset.images is not None:

@@ -59,3 +59,39 @@ def test_named_weights_never_download(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not any(tmp_path.rglob("*.pth"))
     with pytest.raises(ValueError, match="not a torchvision weight name"):
         CNNEncoder("resnet18", weights="NO_SUCH_WEIGHTS")
+
+
+def test_hue_pooled_trunk_ignores_hue_and_the_colour_path_sees_it() -> None:
+    torch.manual_seed(0)
+    enc = CNNEncoder("resnet18", output_stride=8, hue_pool=True, colour_channels=8).eval()
+    assert enc.out_channels == 128 + 8
+    img = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        grid, pooled = enc(img)
+        shifted, _ = enc(img.roll(1, dims=1))  # red → green → blue → red: a hue rotation by 120°
+    assert grid.shape == (2, 16, 136) and torch.allclose(pooled, grid.mean(1))
+    assert torch.allclose(grid[..., :128], shifted[..., :128], atol=1e-5)  # trunk: same shapes, any hue
+    assert not torch.allclose(grid[..., 128:], shifted[..., 128:], atol=1e-3)  # colour path: tells hues apart
+    plain = CNNEncoder("resnet18", output_stride=8).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(img)[0], plain(img.roll(1, dims=1))[0], atol=1e-3)
+
+
+def test_hue_pooled_encoder_trains_both_paths() -> None:
+    enc = CNNEncoder("resnet18", output_stride=16, hue_pool=True, colour_channels=4)
+    grid, _ = enc(torch.randn(2, 3, 32, 32))
+    grid.square().mean().backward()
+    assert enc.trunk[0].weight.grad is not None and enc.trunk[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.colour.parameters())
+    frozen = CNNEncoder("resnet18", output_stride=16, hue_pool=True, colour_channels=4, frozen=True)
+    assert not any(p.requires_grad for p in frozen.parameters())  # the colour path too (feature cache)
+    assert not frozen(torch.randn(2, 3, 32, 32))[0].requires_grad
+
+
+def test_hue_pool_keeps_loaded_first_conv_weights(tmp_path: Path) -> None:
+    src = torchvision.models.resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save(src.state_dict(), path)
+    enc = CNNEncoder("resnet18", weights=str(path), output_stride=16, hue_pool=True)
+    assert torch.equal(enc.trunk[0].weight, src.conv1.weight)
+    assert set(enc.state_dict()) == set(CNNEncoder("resnet18", output_stride=16).state_dict())
