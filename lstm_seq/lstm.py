@@ -504,12 +504,17 @@ class LSTM(nn.Module):
             )
         if not batched:
             h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+        # under autocast nn.LSTM takes a state of another float dtype (e.g. a bf16 state from a Linear next to
+        # an fp32 embedding) and casts it; so do we, to the input's dtype, which every backend expects
+        autocast = torch.is_autocast_enabled(ref.device.type)
+        state = []
         for name, t, want in (("h_0", h0, want_h), ("c_0", c0, want_c)):
             if tuple(t.shape) != want:
                 raise RuntimeError(f"LSTM: expected {name} of size {want}, got {tuple(t.shape)}")
-            if t.dtype != ref.dtype:
+            if t.dtype != ref.dtype and not (autocast and t.is_floating_point()):
                 raise RuntimeError(f"LSTM: {name} has dtype {t.dtype} but the input has {ref.dtype}")
-        return h0, c0
+            state.append(t.to(ref.dtype))
+        return state[0], state[1]
 
     @staticmethod
     def _check_lengths(lengths: Tensor | Sequence[int] | None, steps: int, batch: int) -> Tensor | None:

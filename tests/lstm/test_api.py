@@ -36,6 +36,25 @@ def test_forward_errors_name_the_problem() -> None:
         m(torch.randn(2, 1, 1, 3))
 
 
+@pytest.mark.parametrize("backend", ["reference", "fused", "layerwise"])
+def test_autocast_takes_a_state_of_another_dtype_like_nn_lstm(backend: str) -> None:
+    """Under autocast nn.LSTM accepts an fp32 input with a bf16 state (a captioner's initial state comes
+    from a Linear, which autocast runs in bf16; its word embeddings stay fp32); so must the drop-in, in
+    forward and in step. Outside autocast the mismatch is still an error."""
+    torch.manual_seed(0)
+    m = lstm_seq.LSTM(3, 4, num_layers=2, batch_first=True, backend=backend)
+    x = torch.randn(2, 5, 3)
+    state = (torch.randn(2, 2, 4).bfloat16(), torch.randn(2, 2, 4).bfloat16())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = m(x, state)
+        ref, _ = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)(x, state)
+        h_t, _ = m.step(x[:, 0], state)
+    assert out.shape == ref.shape == (2, 5, 4) and h.shape == c.shape == (2, 2, 4) and h_t.shape == (2, 4)
+    assert torch.isfinite(out.float()).all()
+    with pytest.raises(RuntimeError, match=r"h_0 has dtype torch\.bfloat16"):
+        m(x, state)
+
+
 def test_dropout_between_layers_in_training_only() -> None:
     torch.manual_seed(0)
     m = lstm_seq.LSTM(3, 16, num_layers=2, dropout=0.5)

@@ -143,3 +143,19 @@ def test_frozen_encoder_with_feature_cache_and_show_tell(tmp_path: Path) -> None
     stamps = [p.stat().st_mtime_ns for p in caches]
     _run(*args, f"hydra.run.dir={tmp_path / 'again'}")  # same frozen weights (same seed): reused
     assert [p.stat().st_mtime_ns for p in sorted((data / "features").glob("*.npy"))] == stamps
+
+
+def test_smoke_in_bf16_mixed_precision(smoke_run: Path) -> None:
+    """What ``trainer.accelerator=gpu`` selects (bf16-mixed autocast), run on the CPU: training, beam search
+    and the metrics work, and the checkpoint keeps float32 weights."""
+    import torch
+
+    out = smoke_run.parent / "bf16"
+    data = smoke_run.parent / "data"  # the smoke corpus of the fixture, reused
+    _run("debug=smoke", "trainer.precision=bf16-mixed", f"hydra.run.dir={out}", f"paths.data_dir={data}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(
+        metrics[k] is not None and 0.0 <= metrics[k] for k in ("test/bleu4", "test/cider", "test/loss")
+    )
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
