@@ -107,6 +107,9 @@ def beam_config(decode: Mapping[str, Any], tuned: Mapping[str, float] | None = N
 def attach_decoding(module: ASRModule, decode: Mapping[str, Any], work_dir: Path) -> BeamConfig | None:
     """Give ``module`` the configured beam search (its LM files go to ``work_dir``); None: greedy only."""
     cfg = beam_config(decode, module.decode_settings)
+    current = module.beam_decoder
+    if cfg is not None and isinstance(current, BeamSearchDecoder) and current.cfg == cfg:
+        return cfg  # already built with these settings (by tune_decoding): no second LM estimate
     if cfg is not None and module.attach_beam_search(cfg, work_dir):
         log.info("beam search: lm_weight %.2f, word_score %.2f", cfg.lm_weight, cfg.word_score)
         return cfg
@@ -139,6 +142,7 @@ def tune_decoding(
     emissions = collect_emissions(module, dm.val_dataloader(), device)
     result = tune_beam(decoder, emissions, module.vocab, grids["lm_weight"], grids["word_score"])
     module.decode_settings = {"lm_weight": result.lm_weight, "word_score": result.word_score}
+    module.beam_decoder = decoder.with_weights(result.lm_weight, result.word_score)  # what the test uses
     for path in checkpoints:
         store_decode_settings(path, module.decode_settings)
     write_json_atomic(out / "beam_tuning.json", {"chosen": module.decode_settings, "table": result.table})

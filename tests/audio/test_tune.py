@@ -10,7 +10,7 @@ import torch
 from lstm_seq.audio.datasets import Batch
 from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder
 from lstm_seq.audio.module import ASRModule, load_checkpoint, store_decode_settings
-from lstm_seq.audio.recipe import beam_config
+from lstm_seq.audio.recipe import attach_decoding, beam_config
 from lstm_seq.audio.tune import Emissions, collect_emissions, tune_beam
 from lstm_seq.audio.vocab import CharVocab
 
@@ -56,6 +56,22 @@ def test_null_weights_take_the_tuned_values_else_the_untuned_defaults() -> None:
     fixed = beam_config({**decode, "lm_weight": 0.3}, {"lm_weight": 2.5, "word_score": -1.0})
     assert fixed is not None and (fixed.lm_weight, fixed.word_score) == (0.3, -1.0)  # a number always wins
     assert beam_config({"beam": False}) is None
+
+
+def test_attach_reuses_the_tuned_decoder_and_rebuilds_for_other_settings(tmp_path: Path) -> None:
+    """After tuning the module already holds the decoder with the chosen weights: testing re-uses it
+    (one LM estimate per run); any other setting builds a new one."""
+    m = ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
+    m.lm_texts = LM_TEXTS
+    decode = {"beam": True, "beam_size": 20, "lm_weight": None, "word_score": None}
+    m.decode_settings = {"lm_weight": 0.5, "word_score": 0.0}
+    tuned = BeamSearchDecoder(m.vocab, BeamConfig(beam_size=20), LM_TEXTS, tmp_path).with_weights(0.5, 0.0)
+    m.beam_decoder = tuned
+    assert attach_decoding(m, decode, tmp_path / "test") == tuned.cfg and m.beam_decoder is tuned
+    assert not (tmp_path / "test").exists()  # nothing re-estimated
+    cfg = attach_decoding(m, {**decode, "lm_weight": 2.0}, tmp_path / "other")
+    assert cfg is not None and cfg.lm_weight == 2.0 and m.beam_decoder is not tuned
+    assert (tmp_path / "other" / "lm.arpa").is_file()
 
 
 def test_tuned_settings_survive_in_the_checkpoint(tmp_path: Path) -> None:
