@@ -19,13 +19,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_seq.outputs import (  # noqa: F401  (re-exported for the entry points)
-    OutputError,
-    write_json_atomic,
-    write_jsonl_atomic,
-    write_metrics,
-    write_text_atomic,
-)
+from lstm_seq.outputs import write_metrics
 from lstm_seq.training import (
     AtomicCheckpointIO,
     NonFiniteLossError,
