@@ -119,6 +119,17 @@ class ObjectiveConfig:
     direction: str = one_of("minimize", "minimize", "maximize")
 
 
+@dataclass
+class RunConfig:
+    """The keys both pipelines share; each pipeline's schema adds its own."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: dict[str, Any] | None = None
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+
+
 # ----------------------------------------------------------------------------------------------------------- ASR
 
 
@@ -252,7 +263,7 @@ class TranscribeConfig:
 
 
 @dataclass
-class ASRConfig:
+class ASRConfig(RunConfig):
     mode: str = one_of("train", "train", "test", "transcribe", "prepare")
     ckpt: str | None = input_path(
         None, "file", checked=("train", "test", "transcribe"), required=("test", "transcribe")
@@ -260,10 +271,6 @@ class ASRConfig:
     audio_dir: str | None = input_path(
         None, "dir", checked=("transcribe",), required=("transcribe",), placeholder="DIR"
     )
-    seed: int = 0
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: dict[str, Any] | None = None
     data: ASRDataConfig = MISSING
     features: FeaturesConfig = MISSING
     model: ASRModelConfig = MISSING
@@ -273,7 +280,6 @@ class ASRConfig:
     plot_utterances: int = at_least(0, 4)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig("test/wer", "minimize"))
-    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
 
 
 # ------------------------------------------------------------------------------------------------------- caption
@@ -397,7 +403,7 @@ class GenerateConfig:
 
 
 @dataclass
-class CaptionConfig:
+class CaptionConfig(RunConfig):
     mode: str = one_of("train", "train", "test", "generate")
     ckpt: str | None = input_path(
         None, "file", checked=("train", "test", "generate"), required=("test", "generate")
@@ -405,10 +411,6 @@ class CaptionConfig:
     image_dir: str | None = input_path(
         None, "dir", checked=("generate",), required=("generate",), placeholder="DIR"
     )
-    seed: int = 0
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: dict[str, Any] | None = None
     data: CaptionDataConfig = MISSING
     encoder: EncoderConfig = MISSING
     decoder: DecoderConfig = MISSING
@@ -416,7 +418,6 @@ class CaptionConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     threads: int | None = positive(1)
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig("test/cider", "maximize"))
-    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
 
 
 # ---------------------------------------------------------------------------------------------- registration
