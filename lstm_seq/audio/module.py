@@ -158,16 +158,16 @@ class ASRModule(pl.LightningModule):
         refs = store.get("refs", [])
         if not refs:
             return
+        rates = {}  # each decoder's WER and CER, computed once
         for name in ("greedy", "beam"):
             if name not in store:
                 continue
-            w = word_errors(refs, store[name]).rate
-            c = char_errors(refs, store[name]).rate
-            self.log(f"{stage}/wer_{name}", w)
-            self.log(f"{stage}/cer_{name}", c)
-        best = "beam" if "beam" in store else "greedy"
-        self.log(f"{stage}/wer", word_errors(refs, store[best]).rate, prog_bar=True)
-        self.log(f"{stage}/cer", char_errors(refs, store[best]).rate, prog_bar=stage != "val")
+            rates[name] = word_errors(refs, store[name]).rate, char_errors(refs, store[name]).rate
+            self.log(f"{stage}/wer_{name}", rates[name][0])
+            self.log(f"{stage}/cer_{name}", rates[name][1])
+        w, c = rates["beam" if "beam" in rates else "greedy"]
+        self.log(f"{stage}/wer", w, prog_bar=True)
+        self.log(f"{stage}/cer", c, prog_bar=stage != "val")
 
     def on_validation_epoch_start(self) -> None:
         self._eval = {}

@@ -44,6 +44,17 @@ def test_wer_cer_by_hand() -> None:
         wer(["a", "b"], ["a"])
 
 
+def dp_distance(ref: list[str] | str, hyp: list[str] | str) -> int:
+    """The textbook dynamic-programming Levenshtein distance (the implementation rapidfuzz replaced)."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i]
+        for j, h in enumerate(hyp, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h)))
+        prev = cur
+    return prev[-1]
+
+
 words = st.sampled_from(["red", "door", "turn", "left", "the", "a", "box", "it's"])
 sentence = st.lists(words, min_size=1, max_size=8).map(" ".join)
 
@@ -57,3 +68,5 @@ def test_matches_jiwer(pairs: list[tuple[str, str]]) -> None:
     hyps_nonempty = [h or "x" for h in hyps]
     assert cer(refs, hyps_nonempty) == pytest.approx(jiwer.cer(refs, hyps_nonempty))
     assert char_errors(refs, hyps_nonempty).ref_len == sum(len(r) for r in refs)
+    assert word_errors(refs, hyps).errors == sum(dp_distance(r.split(), h.split()) for r, h in pairs)
+    assert char_errors(refs, hyps).errors == sum(dp_distance(r, h) for r, h in pairs)
