@@ -28,6 +28,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lstm_seq.audio.augment import AugmentConfig
 from pipelines._hydra import ConfigError, resolve_path
 
 # --------------------------------------------------------------------------------------------------- field kinds
@@ -276,6 +277,8 @@ class ASRConfig(RunConfig):
     model: ASRModelConfig = MISSING
     optim: ASROptimConfig = field(default_factory=ASROptimConfig)
     decode: DecodeConfig = MISSING
+    # conf/augment: the library dataclass is the schema (it holds every default)
+    augment: AugmentConfig | None = None
     callbacks: ASRCallbacksConfig = field(default_factory=ASRCallbacksConfig)
     plot_utterances: int = at_least(0, 4)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
@@ -432,6 +435,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "asr/features": {"mfcc": FeaturesConfig},
     "asr/model": {"lstm_ctc": ASRModelConfig},
     "asr/decode": {"greedy": DecodeConfig, "beam_lm": BeamLMDecodeConfig},
+    "asr/augment": {"waveform": AugmentConfig},
     "caption/data": {
         "scenes": ScenesDataConfig,
         "coco": CocoDataConfig,

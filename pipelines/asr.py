@@ -14,6 +14,7 @@ Commands (every run writes into its own folder under outputs/, including metrics
     python -m pipelines.asr data=speech_manifest data.train_manifest=train.jsonl \\
         data.val_manifest=val.jsonl data.test_manifest=test.jsonl        # your own manifests
     python -m pipelines.asr model=asr_unilstm decode=greedy               # unidirectional model, greedy decoding
+    python -m pipelines.asr augment=strong                                # stronger waveform augmentation (or none)
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         features, model, optim = plain(cfg.features), plain(cfg.model), plain(cfg.optim)
         spec = features.pop("specaugment", None)
         module = ASRModule(CharVocab().to_dict(), features, model, spec, optim)
-    dm = recipe.datamodule(module, manifests(cfg, out), plain(cfg.data), cfg.seed)
+    augment = plain(cfg.augment) if cfg.mode == "train" and cfg.get("augment") else None
+    dm = recipe.datamodule(module, manifests(cfg, out), plain(cfg.data), cfg.seed, augment)
     tester = functools.partial(make_trainer, cfg.trainer, out, [], False, single_device=True)
     if cfg.mode == "test":
         results = recipe.evaluate(module, dm, decode, out, tester())

@@ -38,6 +38,8 @@ class DurationBatchSampler(ResumableBatchSampler):
             to the longest batch, which gets CTC training off its initial plateau sooner.
         num_replicas, rank: data-parallel sharding (default: from ``torch.distributed`` when initialised;
             give ``num_replicas=1`` for loaders every rank reads in full).
+        seed_samples: yield :class:`~lstm_seq.training.sampler.SeededIndex` items, whose seeds depend on
+            (seed, epoch, index) only (per-utterance augmentation draws).
     """
 
     def __init__(
@@ -52,8 +54,9 @@ class DurationBatchSampler(ResumableBatchSampler):
         sorted_first_epoch: bool = False,
         num_replicas: int | None = None,
         rank: int | None = None,
+        seed_samples: bool = False,
     ) -> None:
-        super().__init__(seed, num_replicas, rank)
+        super().__init__(seed, num_replicas, rank, seed_samples=seed_samples)
         if max_frames <= 0:
             raise ValueError(f"max_frames must be positive, got {max_frames}")
         self.frames = [max(1, int(d * frames_per_second)) for d in durations]

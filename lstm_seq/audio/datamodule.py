@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
+from lstm_seq.audio.augment import AugmentConfig, Augmenter
 from lstm_seq.audio.bucketing import DurationBatchSampler
 from lstm_seq.audio.datasets import SpeechDataset, collate
 from lstm_seq.audio.manifest import read_manifest
@@ -36,6 +37,9 @@ class ASRDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: shuffling seed.
         sorta_grad: first training epoch from short to long batches.
+        augment: waveform augmentation of the training split only (None or ``enabled=False``: none); its
+            draws are seeded by (seed, epoch, index), so they survive worker counts and resumes. Speed
+            perturbation changes durations by up to its factor, so a batch may exceed ``max_frames`` by as much.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class ASRDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         sorta_grad: bool = True,
+        augment: AugmentConfig | None = None,
     ) -> None:
         super().__init__()
         self.manifests = {k: Path(v) for k, v in manifests.items() if v}
@@ -60,6 +65,7 @@ class ASRDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.sorta_grad = sorta_grad
+        self.augment = augment if augment is not None and augment.enabled else None
         self.datasets: dict[str, SpeechDataset] = {}
 
     def dataset(self, split: str) -> SpeechDataset:
@@ -70,7 +76,8 @@ class ASRDataModule(pl.LightningDataModule):
             utts = read_manifest(self.manifests[split])
             # the test split keeps long files: they are evaluated, batched alone by the budget
             max_dur = None if split == "test" else self.max_duration
-            ds = SpeechDataset(utts, self.vocab, self.sample_rate, max_dur, name=split)
+            aug = Augmenter(self.augment, self.sample_rate) if split == "train" and self.augment else None
+            ds = SpeechDataset(utts, self.vocab, self.sample_rate, max_dur, name=split, augment=aug)
             if len(ds) == 0:
                 raise ValueError(f"{self.manifests[split]}: no usable utterances ({dict(ds.skipped)})")
             log.info("%s: %d utterances from %s (%s)", split, len(ds), self.manifests[split], ds.summary())
@@ -88,6 +95,7 @@ class ASRDataModule(pl.LightningDataModule):
             sorted_first_epoch=train and self.sorta_grad,
             num_replicas=None if train else 1,
             rank=None if train else 0,
+            seed_samples=train and self.augment is not None,
         )
         kwargs = {
             "collate_fn": collate,

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lstm_seq.audio.augment import Augmenter
 from lstm_seq.audio.io import AudioReadError, audio_info, is_silent, load_audio
 from lstm_seq.audio.manifest import Utterance
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.training.sampler import SeededIndex
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class Batch:
         target_lengths: (B,).
         texts: normalised reference transcripts.
         paths: audio files.
+        warp: (B,) per-utterance VTLP warp factors for the front end (training augmentation), or None.
     """
 
     wave: Tensor
@@ -42,6 +46,7 @@ class Batch:
     target_lengths: Tensor
     texts: list[str]
     paths: list[str]
+    warp: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -54,6 +59,7 @@ class Batch:
             self.target_lengths.to(device),
             self.texts,
             self.paths,
+            self.warp.to(device) if self.warp is not None else None,
         )
 
 
@@ -75,6 +81,8 @@ class SpeechDataset(Dataset):
         check_files: read every file's header now (fast; catches missing/empty/non-audio files).
         skip_silent: drop digitally silent clips at load time.
         name: shown in log messages.
+        augment: waveform augmentation (training only); its draws are seeded by the index's
+            :class:`~lstm_seq.training.sampler.SeededIndex` seed, i.e. by (seed, epoch, index), else by the index.
     """
 
     def __init__(
@@ -87,8 +95,10 @@ class SpeechDataset(Dataset):
         check_files: bool = True,
         skip_silent: bool = True,
         name: str = "data",
+        augment: Augmenter | None = None,
     ) -> None:
         self.vocab = vocab
+        self.augment = augment
         self.sample_rate = sample_rate
         self.skip_silent = skip_silent
         self.name = name
@@ -156,12 +166,24 @@ class SpeechDataset(Dataset):
             log.warning("%s: skipping silent audio %s", self.name, path)
             self.skipped["silent audio"] += 1
             return None
-        return {
-            "wave": torch.from_numpy(wave),
+        item: dict[str, Any] = {
             "tokens": torch.tensor(self.vocab.encode(text), dtype=torch.long),
             "text": text,
             "path": path,
         }
+        if self.augment is not None:
+            rng = np.random.default_rng(i.seed if isinstance(i, SeededIndex) else int(i))
+            wave, item["warp"] = self.augment(wave, rng, others=self._other)
+        item["wave"] = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+        return item
+
+    def _other(self, rng: np.random.Generator) -> np.ndarray | None:
+        """A random utterance of this dataset (babble for the augmenter); None if it cannot be read."""
+        path = self.items[int(rng.integers(len(self.items)))][0]
+        try:
+            return load_audio(path, self.sample_rate)
+        except AudioReadError:
+            return None
 
     def summary(self) -> dict[str, int]:
         """Counts for the log / metrics: kept, skipped by reason, out-of-vocabulary characters."""
@@ -183,6 +205,15 @@ def collate(items: Sequence[dict[str, Any] | None]) -> Batch | None:
     for i, it in enumerate(good):
         wave[i, : len(it["wave"])] = it["wave"]
         targets[i, : len(it["tokens"])] = it["tokens"]
+    warp = None
+    if any("warp" in it for it in good):
+        warp = torch.tensor([float(it.get("warp", 1.0)) for it in good], dtype=torch.float32)
     return Batch(
-        wave, wave_lengths, targets, target_lengths, [it["text"] for it in good], [it["path"] for it in good]
+        wave,
+        wave_lengths,
+        targets,
+        target_lengths,
+        [it["text"] for it in good],
+        [it["path"] for it in good],
+        warp,
     )

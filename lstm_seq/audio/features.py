@@ -27,6 +27,8 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor, nn
 
+from lstm_seq.audio.augment import warp_filterbanks
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -90,7 +92,8 @@ def cmvn(feats: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:
 class MFCC(nn.Module):
     """Batched MFCC front end (torchaudio kernels) on the module's device.
 
-    ``forward(wave (B, N), lengths (B,) samples) -> (feats (B, T, F), frames (B,))``.
+    ``forward(wave (B, N), lengths (B,) samples, warp (B,) | None) -> (feats (B, T, F), frames (B,))``;
+    ``warp`` gives per-utterance VTLP factors (training augmentation, :func:`~lstm_seq.audio.augment.warp_filterbanks`).
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:
@@ -106,7 +109,7 @@ class MFCC(nn.Module):
         self.register_buffer("dct", dct, persistent=False)
 
     @torch.no_grad()
-    def forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, wave: Tensor, lengths: Tensor, warp: Tensor | None = None) -> tuple[Tensor, Tensor]:
         cfg = self.cfg
         with torch.autocast(device_type=wave.device.type, enabled=False):
             wave = wave.float()
@@ -123,7 +126,11 @@ class MFCC(nn.Module):
                 return_complex=True,
             )  # (B, n_freqs, T)
             power = spec.real**2 + spec.imag**2
-            mel = torch.matmul(power.transpose(1, 2), self.fbanks)  # (B, T, n_mels)
+            if warp is not None and bool((warp != 1).any()):
+                fb = warp_filterbanks(self.fbanks, warp.to(self.fbanks.device))  # (B, n_freqs, n_mels)
+                mel = torch.bmm(power.transpose(1, 2), fb)  # (B, T, n_mels)
+            else:
+                mel = torch.matmul(power.transpose(1, 2), self.fbanks)  # (B, T, n_mels)
             feats = torch.log(mel.clamp(min=cfg.log_floor)) @ self.dct  # (B, T, n_mfcc)
             frames = torch.as_tensor(cfg.num_frames(lengths.to(wave.device)), device=wave.device)
             frames = frames.clamp(max=feats.shape[1])

@@ -119,7 +119,7 @@ class ASRModule(pl.LightningModule):
     def training_step(self, batch: Batch | None, batch_idx: int) -> Tensor | None:
         if batch is None:
             return None
-        feats, frames = self.featurizer(batch.wave, batch.wave_lengths)
+        feats, frames = self.featurizer(batch.wave, batch.wave_lengths, batch.warp)
         if self.specaug is not None:
             self.specaug.train(self.training)
             feats = self.specaug(feats, frames)

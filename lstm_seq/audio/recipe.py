@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from lstm_seq.audio.augment import AugmentConfig
 from lstm_seq.audio.datamodule import ASRDataModule
 from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder
 from lstm_seq.audio.importers import IMPORTERS
@@ -60,10 +61,16 @@ def smoke_manifests(manifests: Mapping[str, Path], out: Path, n: int) -> dict[st
 
 
 def datamodule(
-    module: ASRModule, manifests: Mapping[str, Path], data: Mapping[str, Any], seed: int
+    module: ASRModule,
+    manifests: Mapping[str, Path],
+    data: Mapping[str, Any],
+    seed: int,
+    augment: Mapping[str, Any] | None = None,
 ) -> ASRDataModule:
     """Loaders for ``manifests`` at the module's own sample rate and frame rate (from its checkpoint when
-    testing, so the data can never drift from what the model was trained on)."""
+    testing, so the data can never drift from what the model was trained on). ``augment``: the
+    :class:`~lstm_seq.audio.augment.AugmentConfig` fields of the training split's waveform augmentation
+    (``conf/augment``; None = none)."""
     sr = module.feature_cfg.sample_rate
     return ASRDataModule(
         dict(manifests),
@@ -74,6 +81,7 @@ def datamodule(
         frames_per_second=sr / module.feature_cfg.hop_length,
         num_workers=data["num_workers"],
         seed=seed,
+        augment=AugmentConfig.from_dict(dict(augment)) if augment is not None else None,
     )
 
 
