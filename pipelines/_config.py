@@ -148,6 +148,9 @@ class ASRDataConfig:
 class SpeechSynthDataConfig(ASRDataConfig):
     n_utterances: int = positive(3000)
     smoke_utterances: int = positive(160)
+    # "generated": an eSpeak NG voice file per speaker | "stock": accent × stock variant
+    voices: str = one_of("generated", "generated", "stock")
+    n_speakers: int = positive(400)  # speakers of a generated-voice corpus
     val_speakers: int = positive(8)
     test_speakers: int = positive(12)
     val_fraction: float = prob(0.08)

@@ -1,9 +1,13 @@
 """The embedded speech corpus: grammar sentences spoken by eSpeak NG, generated on first use.
 
-Speakers are combinations of an English accent (``en-us``, ``en-gb-scotland``, …), a voice variant
-(``m3``, ``f2``, ``klatt``, …), a speaking rate and a pitch. Speakers, not utterances, are split
-into train / val / test, so every test speaker is unseen in training. Each utterance gets mild
-white noise at a random SNR and a little leading/trailing silence.
+Speakers (``voices="generated"``, the default) are an English accent (``en-us``, ``en-gb-scotland``, …) with a
+voice of their own: an eSpeak NG voice-variant file drawn from the speaker's seed (:func:`generate_voice`: sex,
+vocal-tract scale of the formant frequencies, formant strengths and widths, pitch base and range, tone curve,
+flutter, roughness, voicing and consonant strength, intonation style, Klatt or the default synthesiser, stress
+lengths and amplitudes, word gaps, echo), a speaking rate and a pitch. ``voices="stock"`` is the older corpus:
+accent × one of eSpeak NG's 13 stock variants. Speakers, not utterances, are split into train / val / test, so
+every test speaker is unseen in training. Each utterance gets mild white noise at a random SNR and a little
+leading/trailing silence.
 
 Generation is deterministic: the same :class:`SynthConfig` gives byte-identical wav and manifest
 files (every random draw comes from generators seeded by ``(seed, index)``). The corpus is cached
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from lstm_seq.audio.espeak import ESpeak
+from lstm_seq.audio.espeak import ESpeak, voice_data_dir
 from lstm_seq.audio.grammar import sample_sentence
 from lstm_seq.audio.io import resample
 from lstm_seq.audio.manifest import Utterance, write_manifest
@@ -43,7 +47,7 @@ ACCENTS = (
 # f2, f3 and f5 are left out: their breath noise is not reproducible from run to run.
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4", "klatt", "klatt2", "klatt3", "klatt4")
 SPLITS = ("train", "val", "test")
-_VERSION = 2  # bump when generation changes, so old caches are not reused
+_VERSION = 3  # bump when generation changes, so old caches are not reused
 _SHARD = 100  # utterances rendered by one fresh process (part of the output's definition)
 
 
@@ -52,12 +56,14 @@ class SynthConfig:
     """What the corpus contains; every field is part of the cache key."""
 
     n_utterances: int = 3000  # total over the three splits
+    voices: str = "generated"  # "generated": a voice file per speaker | "stock": accent × stock variant
+    n_speakers: int = 400  # speakers of a generated-voice corpus (train + val + test)
     val_speakers: int = 8  # speakers held out for validation
     test_speakers: int = 12  # speakers held out for test (unseen in train/val)
     val_fraction: float = 0.08  # share of utterances spoken by validation speakers
     test_fraction: float = 0.12  # share of utterances spoken by test speakers
     sample_rate: int = 16000
-    rate_wpm: tuple[int, int] = (140, 210)  # speaking-rate range (words per minute) over speakers
+    rate_wpm: tuple[int, int] = (125, 230)  # speaking-rate range (words per minute) over speakers
     pitch: tuple[int, int] = (25, 75)  # eSpeak pitch range (0-100) over speakers
     snr_db: tuple[float, float] = (15.0, 40.0)  # additive white noise, per utterance
     pad_s: tuple[float, float] = (0.05, 0.3)  # leading and trailing silence, per side
@@ -79,14 +85,63 @@ class Speaker:
     voice: str  # eSpeak voice name with variant
     rate: int
     pitch: int
+    voice_file: str = ""  # the text of a generated variant file (voices/!v/<variant>); "" for a stock variant
+
+
+def generate_voice(rng: random.Random, name: str) -> str:
+    """An eSpeak NG voice-variant file (the format of ``espeak-ng-data/voices/!v/*``) drawn from ``rng``.
+
+    A female or male voice: pitch base 150–250 / 65–140 Hz with a top 1.15–1.9× the base; formants 0–5 scaled
+    together by a vocal-tract factor (1.02–1.22 / 0.86–1.04, ±5 % each) with random strengths and widths (and
+    a few Hz added to F1–F3 now and then), the weak formants 6–8 at random; a random tone curve; flutter,
+    roughness, voicing and consonant strengths; intonation style 1–4; the Klatt synthesiser (variants 1–4) for
+    about a third; random stress lengths and amplitudes; pauses between words for some; echo for some.
+    ``breath`` is never used (its noise is not reproducible from run to run). Every line is explicit,
+    ``klatt 0`` too, because eSpeak NG keeps a previous voice's settings where a file says nothing.
+    """
+    female = rng.random() < 0.5
+    tract = rng.uniform(1.02, 1.22) if female else rng.uniform(0.86, 1.04)
+    base = rng.uniform(150, 250) if female else rng.uniform(65, 140)
+    lines = [
+        "language variant",
+        f"name {name}",
+        f"gender {'female' if female else 'male'}",
+        f"pitch {round(base)} {round(base * rng.uniform(1.15, 1.9))}",
+    ]
+    for k in range(9):
+        freq = tract * rng.uniform(0.95, 1.05) if k <= 5 else rng.uniform(0.9, 1.15)
+        strength = rng.uniform(70, 130) if k <= 5 else rng.uniform(20, 120)
+        add = round(rng.uniform(-80, 80)) if 1 <= k <= 3 and rng.random() < 0.3 else 0
+        lines.append(f"formant {k} {round(100 * freq)} {round(strength)} {round(rng.uniform(70, 180))} {add}")
+    points = [(600, 120, 220), (1200, 90, 200), (2000, 60, 180), (3000, 30, 160)]
+    tone = [f"{round(f * rng.uniform(0.8, 1.25))} {round(rng.uniform(lo, hi))}" for f, lo, hi in points]
+    lines.append("tone " + " ".join(tone))
+    lines.append(f"flutter {rng.choice([0, 2, 5, 8, 12, 20])}")
+    lines.append(f"roughness {rng.randint(0, 5)}")
+    lines.append(f"voicing {rng.randint(65, 140)}")
+    lines.append(f"consonants {rng.randint(60, 140)} {rng.randint(60, 140)}")
+    lines.append(f"intonation {rng.choice([1, 1, 2, 3, 4])}")
+    lines.append(f"words {rng.choice([0, 0, 0, 1, 2])} 1")
+    lines.append(f"klatt {rng.choice([0, 0, 0, 0, 0, 0, 1, 2, 3, 4])}")
+    lines.append("stressAdd " + " ".join(str(rng.randint(-20, 40)) for _ in range(8)))
+    lines.append("stressAmp " + " ".join(str(rng.randint(14, 26)) for _ in range(8)))
+    echo = f"{rng.randint(10, 120)} {rng.randint(5, 25)}" if rng.random() < 0.25 else "0 0"
+    lines.append(f"echo {echo}")
+    return "\n".join(lines) + "\n"
 
 
 def make_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
-    """All accent × variant speakers, each with its own rate and pitch, split into train/val/test.
+    """The corpus' speakers, each with its own rate and pitch, split into train/val/test.
 
-    The held-out speakers are chosen so that each held-out accent+variant pair is new while the
-    accent and the variant each still occur in training.
+    Generated voices: ``n_speakers`` speakers, each an accent with a voice file of its own
+    (:func:`generate_voice`, seeded by ``(seed, speaker)``), so no voice is shared between splits. Stock
+    variants: all accent × variant pairs; the held-out speakers are chosen so that each held-out
+    accent+variant pair is new while the accent and the variant each still occur in training.
     """
+    if cfg.voices == "generated":
+        return _generated_speakers(cfg)
+    if cfg.voices != "stock":
+        raise ValueError(f"voices must be 'generated' or 'stock', got {cfg.voices!r}")
     rng = random.Random(f"speakers-{cfg.seed}")
     pairs = [(a, v) for a in cfg.accents for v in cfg.variants]
     rng.shuffle(pairs)
@@ -110,6 +165,26 @@ def make_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
     }
 
 
+def _generated_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
+    rng = random.Random(f"speakers-{cfg.seed}")
+    n_held = cfg.val_speakers + cfg.test_speakers
+    if n_held >= cfg.n_speakers:
+        raise ValueError(f"{n_held} held-out speakers but only n_speakers={cfg.n_speakers}")
+    speakers = []
+    for i in range(cfg.n_speakers):
+        accent, rate, pitch = rng.choice(cfg.accents), rng.randint(*cfg.rate_wpm), rng.randint(*cfg.pitch)
+        variant = f"spk{i:04d}"
+        text = generate_voice(random.Random(f"voice-{cfg.seed}-{i}"), variant)
+        speakers.append(
+            Speaker(f"{accent}+{variant}@{rate}wpm/p{pitch}", f"{accent}+{variant}", rate, pitch, text)
+        )
+    return {
+        "test": speakers[: cfg.test_speakers],
+        "val": speakers[cfg.test_speakers : n_held],
+        "train": speakers[n_held:],
+    }
+
+
 def _plan(cfg: SynthConfig) -> list[tuple[str, int, str, Speaker]]:
     """(split, index, sentence, speaker) for every utterance, in a fixed order."""
     speakers = make_speakers(cfg)
@@ -125,10 +200,13 @@ def _plan(cfg: SynthConfig) -> list[tuple[str, int, str, Speaker]]:
     return plan
 
 
-def _render(cfg: SynthConfig, split: str, index: int, text: str, spk: Speaker, path: str) -> float:
-    """Synthesise one utterance into ``path``; returns its duration in seconds."""
+def _render(
+    cfg: SynthConfig, split: str, index: int, text: str, spk: Speaker, path: str, espeak_dir: str | None
+) -> float:
+    """Synthesise one utterance into ``path`` (eSpeak NG data from ``espeak_dir``, None = the wheel's);
+    returns its duration in seconds."""
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
-    engine = ESpeak.get()
+    engine = ESpeak.get(espeak_dir)
     rate = int(spk.rate * rng.uniform(0.94, 1.06))
     pcm = engine.synth(text, spk.voice, rate=rate, pitch=spk.pitch)
     wav = resample(pcm.astype(np.float32) / 32768.0, engine.sample_rate, cfg.sample_rate)
@@ -145,7 +223,7 @@ def _render(cfg: SynthConfig, split: str, index: int, text: str, spk: Speaker, p
     return wav.shape[0] / cfg.sample_rate
 
 
-def _render_shard(jobs: list[tuple[SynthConfig, str, int, str, Speaker, str]]) -> list[float]:
+def _render_shard(jobs: list[tuple[SynthConfig, str, int, str, Speaker, str, str | None]]) -> list[float]:
     """Render a shard in order. eSpeak NG keeps internal state from one utterance to the next that
     no API call resets, so each shard runs in a fresh process (``maxtasksperchild=1``): the audio of
     an utterance then depends only on its shard, never on the number of workers or on scheduling."""
@@ -187,7 +265,15 @@ def build_corpus(
     for s in SPLITS:
         (tmp / "wavs" / s).mkdir(parents=True)
     plan = _plan(cfg)
-    jobs = [(cfg, s, i, t, spk, str(tmp / "wavs" / s / f"{i:05d}.wav")) for s, i, t, spk in plan]
+    speakers = make_speakers(cfg)
+    jobs = []
+    for k in range(0, len(plan), _SHARD):
+        # one eSpeak NG data folder per shard with just that shard's generated voices: eSpeak NG lists at most
+        # 350 voice files, and with more it silently loses some ("no voice")
+        part = plan[k : k + _SHARD]
+        files = {spk.voice.split("+")[1]: spk.voice_file for _, _, _, spk in part if spk.voice_file}
+        espeak = str(voice_data_dir(tmp / "espeak" / f"{k // _SHARD:04d}", files)) if files else None
+        jobs += [(cfg, s, i, t, spk, str(tmp / "wavs" / s / f"{i:05d}.wav"), espeak) for s, i, t, spk in part]
     shards = [jobs[k : k + _SHARD] for k in range(0, len(jobs), _SHARD)]
     workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(shards)))
     with _context().Pool(workers, maxtasksperchild=1) as pool:
@@ -199,7 +285,10 @@ def build_corpus(
             if s == split
         ]
         write_manifest(tmp / f"{split}.jsonl", rows, relative=True)
-    speakers = {k: [asdict(s) for s in v] for k, v in make_speakers(cfg).items()}
+    shutil.rmtree(
+        tmp / "espeak", ignore_errors=True
+    )  # links into the wheel; the voice files are in speakers.json
+    speakers = {k: [asdict(s) for s in v] for k, v in speakers.items()}
     (tmp / "speakers.json").write_text(json.dumps(speakers, indent=1, sort_keys=True) + "\n")
     (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True) + "\n")
     (tmp / "DONE").write_text("ok\n")
