@@ -253,6 +253,7 @@ class BeamLMDecodeConfig(DecodeConfig):
     tune_word_scores: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])
     lexicon: bool = True
     beam_threshold: float = positive(25.0)
+    backend: str = one_of("torch", "torch", "flashlight")
 
 
 @dataclass
