@@ -7,8 +7,10 @@ Only ``pipelines/`` imports Hydra or OmegaConf; the library (``lstm_seq``) never
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,8 +136,10 @@ def fit(
     **data: Any,
 ) -> Fitted | None:
     """Train ``module`` the way both pipelines do: the ``trainer`` and ``logger`` groups, ``resilience``
-    (mid-epoch ``last.ckpt``, exact resume, non-finite batch skipping), checkpoints of the best ``monitor``
-    (``mode`` "min" or "max") and ``last.ckpt`` under ``<out>/checkpoints``, early stopping when
+    (``last.ckpt`` at every epoch end and every ``resilience.checkpoint_every_n_steps`` steps, exact resume,
+    non-finite batch skipping), a checkpoint of the best ``monitor`` (``mode`` "min" or "max") named
+    ``filename`` (a Lightning template without metric names inserted, e.g. ``best-epoch{epoch:02d}``, so no
+    ``=`` in it) and ``last.ckpt`` under ``<out>/checkpoints``, early stopping when
     ``callbacks.early_stopping_patience`` is set, and resume from ``cfg.ckpt``. ``data`` goes to
     ``trainer.fit`` (``datamodule=`` or ``train_dataloaders=``/``val_dataloaders=``).
 
@@ -147,8 +151,9 @@ def fit(
     """
     t0 = time.time()
     ckpt_cb = RunCheckpoint(
-        dirpath=out / "checkpoints", filename=filename, monitor=monitor, mode=mode, save_last=True,
-        enable_version_counter=False,  # last.ckpt is shared with the mid-epoch checkpoints (resilience)
+        dirpath=out / "checkpoints", filename=filename, monitor=monitor, mode=mode, save_last=False,
+        auto_insert_metric_name=False,  # no "=" in file names: they are pasted back as ckpt=PATH
+        enable_version_counter=False,  # a reused run dir: overwrite best.ckpt, no best-v1.ckpt
     )  # fmt: skip
     loggers = make_loggers(cfg.get("logger"), out)
     callbacks: list[Any] = [ckpt_cb]
@@ -157,7 +162,7 @@ def fit(
     patience = OmegaConf.select(cfg, "callbacks.early_stopping_patience", default=None)
     if patience:
         callbacks.append(pl.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
-    trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience"))
+    trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience") or {})
     trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
     report = {
         "train/seconds": time.time() - t0,
@@ -172,4 +177,60 @@ def fit(
     if halted:
         write_metrics(out, report)
         raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
-    return Fitted(trainer, ckpt_cb.best_model_path or ckpt_cb.last_model_path or "", report)
+    last = out / "checkpoints" / "last.ckpt"
+    return Fitted(trainer, ckpt_cb.best_model_path or (str(last) if last.is_file() else ""), report)
+
+
+# ------------------------------------------------------------------------------------ commands to paste
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_\-+./:@%]+")  # read back by Hydra as this very string
+_TYPED_VALUE = re.compile(r"[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?|true|false|null|[-+]?(inf|nan)", re.I)
+_PLAIN_SHELL = re.compile(r"[A-Za-z0-9_\-+./:@%=,]+")  # needs no shell quoting
+_DOUBLE_QUOTE_SAFE = re.compile(r'[^"$`\\!]*')  # can go between double quotes as is
+
+
+def hydra_value(text: str) -> str:
+    """``text`` as a Hydra 1.3 override value that Hydra reads back as exactly this string.
+
+    Plain values (letters, digits, ``_-+./:@%``) stay as they are; anything else (``=``, spaces, commas,
+    brackets, quotes, non-ASCII letters, ``${``) and values Hydra would read as a number, a bool or null
+    are single-quoted, with ``'`` escaped as ``\\'``, the backslashes before a quote doubled and ``${``
+    escaped so that it is not an interpolation.
+    """
+    if _PLAIN_VALUE.fullmatch(text) and not _TYPED_VALUE.fullmatch(text):
+        return text
+    quoted = re.sub(r"(\\+)('|$)", lambda m: m.group(1) * 2 + m.group(2), text)
+    quoted = quoted.replace("'", "\\'").replace("${", "\\${")
+    return f"'{quoted}'"
+
+
+def shell_arg(override: str) -> str:
+    """One ``key=value`` override as a shell word that pastes back unchanged: as is when it needs no
+    quoting, ``key="value"`` when double quotes are enough (e.g. ``ckpt="'a=b.ckpt'"``), else
+    :func:`shlex.quote`."""
+    if _PLAIN_SHELL.fullmatch(override):
+        return override
+    key, sep, value = override.partition("=")
+    if sep and _PLAIN_SHELL.fullmatch(key) and _DOUBLE_QUOTE_SAFE.fullmatch(value):
+        return f'{key}="{value}"'
+    return shlex.quote(override)
+
+
+# overrides of the run that a printed command leaves out: it sets them itself or they name this run
+_OWN_KEYS = ("mode", "ckpt", "audio_dir", "image_dir")
+
+
+def paste_command(pipeline: str, settings: Mapping[str, str], placeholders: Sequence[str] = ()) -> str:
+    """A ``python -m pipelines.<pipeline> …`` line to paste into a shell: this run's command-line
+    overrides (the data, decoding and debug settings it was started with; not ``hydra.*``, which names
+    this run's directory, nor the keys in ``settings``), then ``settings`` (e.g. ``mode=test`` and
+    ``ckpt=PATH``, quoted for Hydra and the shell), then ``placeholders`` as they are (``audio_dir=DIR``).
+    """
+    keep: list[str] = []
+    if HydraConfig.initialized():
+        for o in HydraConfig.get().overrides.task:
+            key = o.split("=", 1)[0].lstrip("+~")
+            if key.startswith(("hydra.", "hydra/")) or key in _OWN_KEYS or key in settings:
+                continue
+            keep.append(shell_arg(o))
+    own = [shell_arg(f"{k}={hydra_value(str(v))}") for k, v in settings.items()]
+    return " ".join(["python", "-m", f"pipelines.{pipeline}", *keep, *own, *placeholders])

@@ -5,7 +5,7 @@ Commands (every run writes into its own folder under outputs/, including metrics
     python -m pipelines.asr                                   # synthetic corpus (built once), train, test
     python -m pipelines.asr debug=smoke                       # the whole pipeline on tiny data, < 1 min on CPU
     python -m pipelines.asr trainer.accelerator=gpu           # GPU, bf16 mixed precision
-    python -m pipelines.asr ckpt=outputs/…/checkpoints/last.ckpt          # resume training (exact, mid-epoch)
+    python -m pipelines.asr ckpt=outputs/…/checkpoints/last.ckpt          # resume training (exact, from any kill)
     python -m pipelines.asr trainer=ddp trainer.devices=4                 # DDP: 4 processes (gloo on CPU)
     python -m pipelines.asr mode=test ckpt=PATH                           # evaluate on the configured test set
     python -m pipelines.asr mode=transcribe ckpt=PATH audio_dir=DIR       # → transcripts.jsonl
@@ -32,7 +32,7 @@ from lstm_seq.audio import recipe
 from lstm_seq.audio.module import ASRModule, load_checkpoint
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
-from pipelines._hydra import fit, make_trainer, resolve_path, run_dir
+from pipelines._hydra import fit, make_trainer, paste_command, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 
 
@@ -79,7 +79,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         print(f"test: {recipe.describe(results)} → {out / 'metrics.json'}")
         return results
     module.lm_texts = dm.dataset("train").texts
-    fitted = fit(cfg, module, out, "val/wer", "min", "best-{epoch:02d}", datamodule=dm)
+    fitted = fit(cfg, module, out, "val/wer", "min", "best-epoch{epoch:02d}", datamodule=dm)
     if fitted is None:  # DDP: rank 0 alone tests and writes the outputs
         return {}
     best = load_checkpoint(fitted.best) if fitted.best else module
@@ -96,6 +96,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         f"\nASR done in {time.time() - t0:.0f} s — test {recipe.describe(results)}; best checkpoint {fitted.best}"
     )
     print(f"run dir: {out}")
+    if fitted.best:
+        print("evaluate the best checkpoint again / transcribe a folder of audio files with it:")
+        print("  " + paste_command("asr", {"mode": "test", "ckpt": fitted.best}))
+        print("  " + paste_command("asr", {"mode": "transcribe", "ckpt": fitted.best}, ["audio_dir=DIR"]))
     return results
 
 

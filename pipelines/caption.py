@@ -5,7 +5,7 @@ Runnable commands (outputs go to a fresh run directory under outputs/):
     python -m pipelines.caption                                   # embedded scenes: build/reuse, train, test
     python -m pipelines.caption decoder=show_tell                 # the show-and-tell baseline
     python -m pipelines.caption debug=smoke                       # whole pipeline on tiny data (< 1 min, CPU)
-    python -m pipelines.caption ckpt=outputs/…/checkpoints/last.ckpt       # resume training (exact, mid-epoch)
+    python -m pipelines.caption ckpt=outputs/…/checkpoints/last.ckpt       # resume training (exact, from any kill)
     python -m pipelines.caption trainer=ddp trainer.devices=2     # DDP: 2 processes (gloo on CPU)
     python -m pipelines.caption mode=test ckpt=outputs/…/checkpoints/best.ckpt
     python -m pipelines.caption mode=generate ckpt=PATH image_dir=DIR   # captions.jsonl + captions.html
@@ -31,7 +31,7 @@ from lstm_seq.vision import recipe
 from lstm_seq.vision.corpus import Corpus, load_corpus
 from lstm_seq.vision.generate import caption_folder
 from lstm_seq.vision.module import CaptionModule
-from pipelines._hydra import fit, make_loggers, make_trainer, resolve_path, run_dir
+from pipelines._hydra import fit, make_loggers, make_trainer, paste_command, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 
 # conf/data keys that are loader settings; the others are the dataset's own (files, folders, sizes)
@@ -80,6 +80,10 @@ def main(cfg: DictConfig) -> dict:
     print(
         f"caption done: test BLEU-4 {metrics['test/bleu4']:.3f}, CIDEr-D {metrics['test/cider']:.3f} → {out}"
     )
+    if fitted.best:
+        print("evaluate the best checkpoint again / caption a folder of images with it:")
+        print("  " + paste_command("caption", {"mode": "test", "ckpt": fitted.best}))
+        print("  " + paste_command("caption", {"mode": "generate", "ckpt": fitted.best}, ["image_dir=DIR"]))
     return metrics
 
 

@@ -191,10 +191,12 @@ class ASRModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["asr_lm_texts"] = list(self.lm_texts)
         checkpoint[DECODE_KEY] = dict(self.decode_settings)
+        checkpoint["asr_dropped_ctc"] = self.dropped_ctc  # a resumed run goes on counting
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.lm_texts = list(checkpoint.get("asr_lm_texts", []))
         self.decode_settings = dict(checkpoint.get(DECODE_KEY, {}))
+        self.dropped_ctc = int(checkpoint.get("asr_dropped_ctc", 0))
 
     def attach_beam_search(self, cfg: BeamConfig, work_dir: str | os.PathLike[str]) -> bool:
         """Use beam search (+ n-gram LM of :attr:`lm_texts`) in test and transcription; returns

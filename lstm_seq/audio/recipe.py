@@ -207,8 +207,8 @@ def finish_training(
     results = tune_decoding(module, dm, decode, out, checkpoints, device)
     results.update(evaluate(module, dm, decode, out, trainer))
     results.update(report)
-    for split, ds in dm.datasets.items():
-        results.update({f"data/{split}/{k}": v for k, v in ds.summary().items()})
+    for split in dm.manifests:  # every split, also one that no loader of this process needed (a resume)
+        results.update({f"data/{split}/{k}": v for k, v in dm.dataset(split).summary().items()})
     write_metrics(out, results)
     if plots:
         items = [{"path": r["path"], "ref": r["ref"]} for r in module.test_predictions[:plots]]

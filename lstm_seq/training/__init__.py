@@ -1,8 +1,9 @@
-"""Fault-tolerant and data-parallel training: atomic checkpoints with code-free loading, exact mid-epoch
-resume, skipping non-finite batches, samplers sharded over DDP replicas. No Hydra here."""
+"""Fault-tolerant and data-parallel training: atomic checkpoints with code-free loading, exact resume from
+any checkpoint, skipping non-finite batches, samplers sharded over DDP replicas. No Hydra here."""
 
 from lstm_seq.training.audit import TrainingAudit
 from lstm_seq.training.callbacks import (
+    LastCheckpoint,
     RunCheckpoint,
     fault_tolerance_callbacks,
     stop_message,
@@ -17,6 +18,7 @@ from lstm_seq.training.sampler import ResumableBatchSampler, SeededIndex, Shuffl
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointError",
+    "LastCheckpoint",
     "NonFiniteGuard",
     "NonFiniteLossError",
     "ResumableBatchSampler",

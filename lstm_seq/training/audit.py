@@ -6,8 +6,9 @@ together with their identities when the batch exposes them (``batch.paths`` of t
 gathered: ``train/samples_seen`` (all ranks together) should equal the dataset size and
 ``train/samples_unique`` the same number (nothing doubled). At the end of training a SHA-256 of every
 rank's parameters is gathered; ``train/weights_identical`` says whether all replicas ended with the same
-weights. Single-process runs report the same keys with one rank. The count survives a resume (it is in the
-checkpoint); the identities do not, so ``train/samples_unique`` is left out for an epoch resumed mid-way.
+weights. Single-process runs report the same keys with one rank. The count and the last finished epoch's
+report survive a resume (they are in the checkpoint); the identities do not, so ``train/samples_unique`` is
+left out for an epoch resumed mid-way.
 """
 
 from __future__ import annotations
@@ -72,10 +73,12 @@ class TrainingAudit(pl.Callback):
         return "TrainingAudit"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"count": self._count}  # the count only: identities would make checkpoints grow with the data
+        # the count only (identities would make checkpoints grow with the data), and the last epoch's report
+        return {"count": self._count, "report": dict(self.report)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._count, self._keys, self._keys_complete = int(state["count"]), [], False
+        self.report = dict(state.get("report", {}))  # a run resumed with nothing left to train reports it
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -94,6 +97,7 @@ class TrainingAudit(pl.Callback):
         if keys and self._keys_complete:
             self.report["train/samples_unique"] = len(set(keys))
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # at the end of fit rather than of training: also reached when a resumed run had nothing to train
         digests = _gather(parameters_digest(pl_module))
         self.report["train/weights_identical"] = len(set(digests)) == 1

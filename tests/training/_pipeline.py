@@ -1,9 +1,12 @@
-"""Running a pipeline in a subprocess, and stopping one dead at a known step."""
+"""Running a pipeline in a subprocess with a controlled environment, killing one dead at a chosen moment, and
+reading what it left behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,52 +15,78 @@ from typing import Any
 
 import torch
 
-from lstm_seq.training.resume import HALT_ENV
+from lstm_seq.training.faults import KILL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# the only variables a pipeline process inherits (no HYDRA_FULL_ERROR, no LSTM_SEQ_*, no CUDA devices)
+_INHERITED = ("PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE")
+
+# LastCheckpoint's log line for every write of last.ckpt
+_WROTE = re.compile(
+    r"wrote (?P<path>\S.*last\.ckpt) \(epoch (?P<epoch>\d+), step (?P<step>\d+), (?P<moment>[^)]+)\)"
+)
+
 
 def env(**extra: str) -> dict[str, str]:
-    # one thread per process: this suite shares a small CPU
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
+    """A clean environment: a few inherited variables, the repository on PYTHONPATH, one thread per
+    process (this suite shares a small CPU), no GPU."""
+    base = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+    return {
+        **base,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        **extra,
+    }
 
 
 def run(
-    pipeline: str, *overrides: str, timeout: int = 600, check: bool = True
+    pipeline: str,
+    *overrides: str,
+    timeout: int = 600,
+    check: bool = True,
+    kill_at: str | None = None,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
+    """``python -m pipelines.<pipeline> *overrides``. ``kill_at`` (``EVENT:N``, see
+    :mod:`lstm_seq.training.faults`) makes the process SIGKILL itself at that moment; ``check`` then
+    requires that it died so, else that it exited 0."""
     cmd = [sys.executable, "-m", f"pipelines.{pipeline}", *overrides]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+    extra = {KILL_ENV: kill_at} if kill_at else {}
+    proc = subprocess.run(cmd, cwd=cwd, env=env(**extra), capture_output=True, text=True, timeout=timeout)
     if check:
-        assert proc.returncode == 0, f"{pipeline} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        want = -signal.SIGKILL if kill_at else 0
+        assert proc.returncode == want, (
+            f"{pipeline} {' '.join(overrides)} exited {proc.returncode}, expected {want}:\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
-def run_and_kill(pipeline: str, step: int, *overrides: str, timeout: float = 600) -> str:
-    """Start a training run, wait until it has done ``step`` optimizer steps (it halts there, see
-    ``lstm_seq.training.resume.HALT_ENV``) and SIGKILL it; returns its output."""
-    cmd = [sys.executable, "-m", f"pipelines.{pipeline}", *overrides]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env(**{HALT_ENV: str(step)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if f"halted after step {step}" in line:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        rc = proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert rc == -signal.SIGKILL, "".join(lines[-60:])
-    return "".join(lines)
+def saves(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """Every write of ``last.ckpt`` the run logged, in order: ``epoch``, ``step``, ``moment``."""
+    out = proc.stdout + proc.stderr
+    return [
+        {"epoch": int(m["epoch"]), "step": int(m["step"]), "moment": m["moment"]}
+        for m in _WROTE.finditer(out)
+    ]
+
+
+def printed_command(proc: subprocess.CompletedProcess[str], mode: str) -> list[str]:
+    """The ``python -m pipelines.… mode=<mode> …`` line the run printed, split as a shell would."""
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("python -m pipelines.")]
+    found = [shlex.split(ln) for ln in lines if f"mode={mode}" in shlex.split(ln)]
+    assert len(found) == 1, f"no single mode={mode} command in:\n{proc.stdout[-3000:]}"
+    return found[0]
+
+
+def printed_ckpt(proc: subprocess.CompletedProcess[str]) -> Path:
+    """The checkpoint the printed ``mode=test`` command evaluates (the run's best checkpoint)."""
+    arg = next(a for a in printed_command(proc, "test") if a.startswith("ckpt="))
+    value = arg.removeprefix("ckpt=")
+    return Path(value[1:-1] if value[:1] == "'" else value)
 
 
 def loader_position(ckpt: Path) -> dict[str, Any]:
