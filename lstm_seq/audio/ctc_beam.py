@@ -81,6 +81,7 @@ class CTCBeamSearch:
         self.lm = lm if lexicon is not None else None
         self.beam_size, self.beam_threshold = beam_size, beam_threshold
         self.lm_weight, self.word_score = lm_weight, word_score
+        self._step_cache: dict[torch.device, tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = {}
 
     def search(self, log_probs: Tensor, lengths: Tensor, nbest: int = 1) -> list[list[Hypothesis]]:
         """Decode a batch (on the CPU with one intra-op thread: each step's tensors are small, and on a busy
@@ -111,10 +112,9 @@ class CTCBeamSearch:
         lengths = lengths.to(device)
         lexicon, lm = self.lexicon, self.lm
         H = lm.order - 1 if lm is not None else 0
-        tok = torch.arange(V, device=device)
         rows = torch.arange(B, device=device)[:, None]
         if lexicon is not None:
-            child_t, word_t, smear_t, kids_t, lm_ids = lexicon.on(device)
+            step_node, step_lm, step_word, smear_t, lm_ids = self._steps(device)
         # the state of every hypothesis
         score = torch.full((B, K), float("-inf"), device=device)
         score[:, 0] = 0.0
@@ -128,33 +128,27 @@ class CTCBeamSearch:
         keep = min(3 * K, 2 * K * V)  # candidates looked at for merging (see the merge below)
         for t in range(int(lengths.max().item()) if B else 0):
             e = lp[:, t, None, :]  # (B, 1, V)
-            same = (tok == self.blank) | (
-                tok == prev[..., None]
-            )  # (B, K, V) blank or CTC repeat: state stays
-            char = ~same & (tok != self.space)
-            base = score[..., None] + e  # (B, K, V)
+            rep = (prev >= 0) & (prev != self.blank)  # (B, K) a token to repeat (CTC collapses it)
+            prev0 = prev.clamp(min=0)[..., None]  # (B, K, 1)
             if lexicon is not None:
-                kid = torch.where(char, child_t[node], -1)  # (B, K, V) the trie node a character leads to
-                kid0 = kid.clamp(min=0)
-                smear_here = smear_t[node][..., None]
-                ok = same | (~char & (node == 0)[..., None]) | ((kid >= 0) & kids_t[kid0])
-                base = torch.where(
-                    ok, base + self.lm_weight * torch.where(char, smear_t[kid0] - smear_here, 0), -torch.inf
-                )
-                wid = torch.where(kid >= 0, word_t[kid0], -1)  # (B, K, V) lexicon index of a word ending here
+                # every token from every beam at once: the trie's step tables, then the two tokens that keep
+                # the state (blank, and the previous token repeated) overwrite their columns
+                base = score[..., None] + e + step_lm[node]  # (B, K, V)
+                base[..., self.blank] = score + e[:, :, self.blank]
+                rep_sc = score[..., None] + e.expand(B, K, V).gather(2, prev0)
+                base.scatter_(2, prev0, torch.where(rep[..., None], rep_sc, base.gather(2, prev0)))
+                wid = step_word[node]  # (B, K, V) lexicon index of the word a token completes, or -1
+                wid.scatter_(2, prev0, torch.where(rep[..., None], -1, wid.gather(2, prev0)))
                 word_sc = torch.full_like(base, -torch.inf)
                 at = (wid >= 0).nonzero(as_tuple=True)  # LM-score only the candidates that end a word
                 if at[0].numel():
                     lm_w = self._lm_score(hist[at[0], at[1]], lm_ids[wid[at]]) if lm is not None else 0.0
-                    word_sc[at] = (
-                        score[at[0], at[1]]
-                        + e[at[0], 0, at[2]]
-                        + self.lm_weight * (lm_w - smear_here[at[0], at[1], 0])
-                        + self.word_score
-                    )
+                    smear_here = smear_t[node[at[0], at[1]]]
+                    lm_delta = self.lm_weight * (lm_w - smear_here) + self.word_score
+                    word_sc[at] = score[at[0], at[1]] + e[at[0], 0, at[2]] + lm_delta
                 cand = torch.cat([base.reshape(B, -1), word_sc.reshape(B, -1)], 1)  # (B, 2KV)
             else:
-                cand = base.reshape(B, -1)
+                cand = (score[..., None] + e).reshape(B, -1)
             best = cand.max(1, keepdim=True).values
             cand = torch.where(cand < best - self.beam_threshold, -torch.inf, cand)
             # the best `keep` candidates; their states follow from the index (set, beam, token)
@@ -162,23 +156,18 @@ class CTCBeamSearch:
             is_word = idx >= K * V
             k_of, v_of = (idx % (K * V)) // V, idx % V
             c_prev = v_of
+            c_same = (v_of == self.blank) | ((v_of == prev.gather(1, k_of)) & rep.gather(1, k_of))
+            here = node.gather(1, k_of)
+            c_hist = hist[rows, k_of]  # (B, keep, H)
             if lexicon is not None:
-                c_kid = kid[rows, k_of, v_of]
-                c_same = same[rows, k_of, v_of]
-                c_node = torch.where(
-                    is_word, 0, torch.where(c_same | (v_of == self.space), node[rows, k_of], c_kid)
-                )
-                c_hist = hist[rows, k_of]  # (B, keep, H)
+                c_word = wid[rows, k_of, v_of]
+                c_node = torch.where(is_word, 0, torch.where(c_same, here, step_node[here, v_of]))
                 if H:
-                    shifted = torch.cat(
-                        [c_hist[..., 1:], lm_ids[wid[rows, k_of, v_of].clamp(min=0)][..., None]], -1
-                    )
+                    shifted = torch.cat([c_hist[..., 1:], lm_ids[c_word.clamp(min=0)][..., None]], -1)
                     c_hist = torch.where(is_word[..., None], shifted, c_hist)
-                c_emit = torch.where(is_word, wid[rows, k_of, v_of], -1)
+                c_emit = torch.where(is_word, c_word, -1)
             else:
-                c_same = same[rows, k_of, v_of]
-                c_node = torch.where(c_same, node[rows, k_of], _mix(node[rows, k_of], v_of))
-                c_hist = hist[rows, k_of]
+                c_node = torch.where(c_same, here, _mix(here, v_of))
                 c_emit = torch.where(c_same, -1, v_of)
             # merge candidates of the same state (the best survives): sort by state, best first within one.
             # Exact whenever the best `keep` candidates hold >= K distinct states (else fewer beams go on).
@@ -214,6 +203,37 @@ class CTCBeamSearch:
             any_root = (~inside & torch.isfinite(final)).any(1, keepdim=True)
             final = torch.where(inside & any_root, -torch.inf, final)
         return self._backtrack(final, parents, emits, nbest)
+
+    def _steps(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The trie as per-(node, token) step tables on ``device`` (built once per device):
+
+        - ``step_node (N, V)``: the node a token leads to (a child; the root itself for the word boundary at
+          the root; −1 nowhere);
+        - ``step_lm (N, V)``: ``lm_weight`` × the look-ahead change of a step that stays inside a word (0 for
+          the boundary at the root; −inf where no such step exists, e.g. to a node without children);
+        - ``step_word (N, V)``: the lexicon index of the word the token completes, or −1;
+
+        then the smear of each node (N,) and the LM id of each lexicon word (W,)."""
+        if device not in self._step_cache:
+            assert self.lexicon is not None
+            child, word, smear, kids, lm_ids = self.lexicon.on(torch.device("cpu"))
+            kid0 = child.clamp(min=0)
+            step_node = child.clone()
+            inside = (child >= 0) & kids[kid0]
+            step_lm = torch.where(inside, self.lm_weight * (smear[kid0] - smear[:, None]), -torch.inf)
+            step_word = torch.where(child >= 0, word[kid0], -1)
+            if 0 <= self.space < self.num_tokens:
+                step_node[:, self.space], step_lm[:, self.space], step_word[:, self.space] = (
+                    -1,
+                    -torch.inf,
+                    -1,
+                )
+                step_node[0, self.space], step_lm[0, self.space] = 0, 0.0
+            step_node[:, self.blank], step_lm[:, self.blank], step_word[:, self.blank] = -1, -torch.inf, -1
+            self._step_cache[device] = tuple(
+                x.to(device) for x in (step_node, step_lm, step_word, smear, lm_ids)
+            )  # type: ignore[assignment]
+        return self._step_cache[device]
 
     def _lm_score(self, hist: Tensor, word: Tensor) -> Tensor:
         """log10 p(word | hist) for histories (..., H) and words (...)."""
