@@ -87,8 +87,8 @@ def make_trainer(
     (:class:`~lstm_seq.training.AtomicCheckpointIO`). ``use_distributed_sampler`` defaults to False: the
     training samplers shard themselves over DDP ranks (a DistributedSampler would wrap the bucketing batch
     sampler wrongly and pad the data with repeated samples). With ``resilience`` (the config node of that
-    name) the fault-tolerance callbacks are added (mid-epoch ``last.ckpt``, exact resume, non-finite batch
-    skipping); ``single_device`` builds a one-process trainer (testing after a DDP fit, on rank 0).
+    name) the fault-tolerance callbacks are added (``last.ckpt`` at every epoch end and every N steps, exact
+    resume, non-finite batch skipping); ``single_device`` builds a one-process trainer (testing after a DDP fit, on rank 0).
     """
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     assert isinstance(cfg, dict)
