@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from torch.utils._device import _device_constructors
 
 from lstm_seq import LSTM
 from lstm_seq.audio.datasets import Batch
-from lstm_seq.audio.decode import greedy_decode
+from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder, greedy_decode
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.vision.datasets import collate_captions
 from lstm_seq.vision.images import ImageTransform
@@ -87,7 +88,7 @@ def test_layer_norm_lstm() -> None:
         assert implicit_calls(lambda lstm=lstm, x=x: lstm(x, lengths=[7, 5, 1])[0].sum().backward()) == []
 
 
-def test_asr_training_and_decoding_steps() -> None:
+def test_asr_training_and_decoding_steps(tmp_path: Path) -> None:
     torch.manual_seed(0)
     spec = {"freq_masks": 2, "time_masks": 2, "freq_width": 5, "time_width": 10}
     m = ASRModule(model={"hidden_size": 8, "num_layers": 2, "conv_channels": 2}, specaugment=spec)
@@ -103,7 +104,11 @@ def test_asr_training_and_decoding_steps() -> None:
         with torch.no_grad():
             log_probs, out_lengths = m(wave, lengths)
         greedy_decode(log_probs, out_lengths, m.vocab)
+        beam(log_probs, out_lengths)
 
+    beam = BeamSearchDecoder(
+        m.vocab, BeamConfig(beam_size=4), ["abc de", "de abc"], tmp_path
+    )  # built on the CPU
     assert implicit_calls(step) == []
 
 
