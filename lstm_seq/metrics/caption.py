@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import shutil
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 from lstm_seq.vision.vocab import tokenize
@@ -157,3 +158,56 @@ def java_metrics(
     except Exception as exc:  # a broken Java install must not stop a run
         notes.append(f"METEOR/SPICE failed: {type(exc).__name__}: {exc}")
     return out, ("; ".join(notes) or None)
+
+
+def mentioned_objects(
+    caption: str, colours: Collection[str], shapes: Collection[str]
+) -> list[tuple[str, str]]:
+    """The ``(colour, shape)`` phrases a caption names, in order, repeats kept: every colour word directly
+    followed by a shape word ("a big red circle" → ``[("red", "circle")]``)."""
+    words = tokenize(caption)
+    return [(a, b) for a, b in pairwise(words) if a in colours and b in shapes]
+
+
+def object_metrics(
+    hyps: Sequence[str],
+    objects: Sequence[Sequence[Mapping[str, object]]],
+    colours: Collection[str],
+    shapes: Collection[str],
+    prefix: str = "",
+) -> dict[str, float]:
+    """How well captions name the objects of scenes whose contents are known.
+
+    An object counts as named when its "<colour> <shape>" phrase is in the caption; phrases are matched as
+    multisets, so a caption that names one red circle names one of two red circles, not both.
+
+    Args:
+        hyps: one caption per image.
+        objects: each image's objects, mappings with ``"colour"`` and ``"shape"`` (``captions.json`` records).
+        colours, shapes: the words that make a phrase.
+
+    Returns:
+        ``object_recall``: named objects / all objects; ``exact_set``: images whose named phrases are exactly
+        their objects (as a multiset); ``count_accuracy``: images whose caption names as many objects as they
+        hold; ``repeat_rate``: images whose caption names some phrase more often than the image holds it.
+    """
+    if len(hyps) != len(objects):
+        raise ValueError(f"{len(hyps)} captions but {len(objects)} object lists")
+    if not hyps:
+        raise ValueError("no captions to score")
+    named = total = exact = counted = repeated = 0
+    for hyp, objs in zip(hyps, objects, strict=True):
+        truth = Counter((str(o["colour"]), str(o["shape"])) for o in objs)
+        said = Counter(mentioned_objects(hyp, colours, shapes))
+        named += sum((truth & said).values())
+        total += sum(truth.values())
+        exact += said == truth
+        counted += sum(said.values()) == sum(truth.values())
+        repeated += any(c > 1 and c > truth[p] for p, c in said.items())
+    n = len(hyps)
+    return {
+        f"{prefix}object_recall": named / total if total else float("nan"),
+        f"{prefix}exact_set": exact / n,
+        f"{prefix}count_accuracy": counted / n,
+        f"{prefix}repeat_rate": repeated / n,
+    }

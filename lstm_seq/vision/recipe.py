@@ -16,7 +16,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from lstm_seq.metrics.caption import java_metrics
+from lstm_seq.metrics.caption import java_metrics, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
 from lstm_seq.vision.corpus import Corpus
@@ -24,7 +24,7 @@ from lstm_seq.vision.datasets import CaptionDataset, collate_captions
 from lstm_seq.vision.features import build_feature_cache
 from lstm_seq.vision.images import ImageTransform
 from lstm_seq.vision.module import CaptionModule
-from lstm_seq.vision.synth import novel_pair_recall
+from lstm_seq.vision.synth import COLOURS, SHAPES, novel_pair_recall
 from lstm_seq.vision.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ def evaluate(
     cache_dir: Path | None = None,
 ) -> dict[str, float]:
     """Test ``model`` (or the checkpoint ``ckpt``) on the test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where
-    Java runs, ``test/novel_pair_recall`` on the embedded scenes; writes metrics.json and predictions.jsonl."""
+    Java runs; on the embedded scenes ``test/novel_pair_recall`` and the object figures of
+    :func:`~lstm_seq.metrics.caption.object_metrics` (``test/object_recall``, ``test/exact_set``,
+    ``test/count_accuracy``, ``test/repeat_rate``); writes metrics.json and predictions.jsonl."""
     res = trainer.test(model, loader(corpus, "test", model, data, False, cache_dir=cache_dir), ckpt_path=ckpt,
                        verbose=False)[0]  # fmt: skip
     metrics = {k: float(v) for k, v in res.items() if k.startswith("test/")}
@@ -95,7 +97,10 @@ def evaluate(
     metrics.update(extra)
     if data["name"] == "scenes":  # composition: how often the held-out colour–shape pairs are named
         objects = {it.image_id: it.extra["objects"] for it in corpus.split("test")}
-        metrics["test/novel_pair_recall"] = novel_pair_recall(tr["hyps"], [objects[i] for i in tr["ids"]])
+        objs = [objects[i] for i in tr["ids"]]
+        metrics["test/novel_pair_recall"] = novel_pair_recall(tr["hyps"], objs)
+        # each object named once, the right number of objects, no phrase said more often than it is there
+        metrics.update(object_metrics(tr["hyps"], objs, COLOURS, SHAPES, prefix="test/"))
     rows = zip(tr["ids"], tr["hyps"], tr["refs"], strict=True)
     write_jsonl_atomic(
         out / "predictions.jsonl", ({"id": i, "caption": h, "references": r} for i, h, r in rows)
