@@ -9,12 +9,18 @@ import numpy as np
 from lstm_seq.vision.synth import (
     BACKGROUNDS,
     COLOURS,
+    MIN_VISIBLE,
+    ROTATION,
     SHAPES,
+    SIZE_RANGES,
     SceneConfig,
+    SceneObject,
+    colour_name,
     generate,
     held_out_pairs,
     load_or_generate,
     novel_pair_recall,
+    visible_fractions,
 )
 
 CFG = SceneConfig(n_train=120, n_val=20, n_test=40, seed=3)
@@ -31,7 +37,7 @@ def test_generation_is_deterministic() -> None:
 
 
 def test_vocabulary_of_the_world() -> None:
-    assert len(SHAPES) >= 5 and len(COLOURS) == 8 and len(BACKGROUNDS) == 4
+    assert len(SHAPES) >= 5 and len(COLOURS) == 8 and len(BACKGROUNDS) == 7
     held = held_out_pairs()
     assert len(held) == 8 and {c for c, _ in held} == set(COLOURS)
 
@@ -90,3 +96,35 @@ def test_novel_pair_recall() -> None:
     assert ("red", "circle") in held_out_pairs() and ("green", "square") in held_out_pairs()
     assert novel_pair_recall(["a big red circle and a blue star", "a green circle"], objs) == 0.5
     assert novel_pair_recall(["a red circles", "a green square"], objs) == 0.5
+
+
+def test_regeneration_is_byte_identical_and_the_version_is_in_the_key(tmp_path: Path) -> None:
+    small = SceneConfig(n_train=12, n_val=3, n_test=5, seed=9)
+    load_or_generate(small, tmp_path / "a")
+    load_or_generate(small, tmp_path / "b")
+    folder = Path("scenes") / small.key()
+    assert (tmp_path / "a" / folder / "images.npy").read_bytes() == (
+        tmp_path / "b" / folder / "images.npy"
+    ).read_bytes()
+    assert (tmp_path / "a" / folder / "captions.json").read_bytes() == (
+        tmp_path / "b" / folder / "captions.json"
+    ).read_bytes()
+    assert small.key() != "3d0e68814786"  # not the version-1 key of this config
+
+
+def test_variety_stays_inside_each_name() -> None:
+    _, records = generate(CFG)
+    angles, radii = [], {"small": [], "big": []}
+    for r in records:
+        objs = [SceneObject(**{**o, "rgb": tuple(o["rgb"])}) for o in r["objects"]]
+        assert min(visible_fractions(objs, 64)) >= MIN_VISIBLE, r  # occlusion never hides an identity
+        for o in objs:
+            lo, hi = SIZE_RANGES[o.size]
+            assert lo <= o.r <= hi
+            assert abs(o.angle) <= ROTATION[o.shape]
+            assert colour_name(o.rgb) == o.colour, (o.rgb, o.colour)
+            angles.append(abs(o.angle))
+            radii[o.size].append(o.r)
+    assert max(angles) > 15  # rotations, continuous sizes and shades are really there
+    assert len(set(radii["small"])) > 20 and max(radii["small"]) < min(radii["big"])
+    assert colour_name(COLOURS["orange"]) == "orange" and colour_name((128, 128, 128)) == "grey"
