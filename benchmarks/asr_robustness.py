@@ -175,7 +175,7 @@ def build_heldout(
     """The manifest of ``texts`` spoken by ``engine``/``voice`` (rendered once, then reused)."""
     blob = json.dumps({"v": _VERSION, "cfg": asdict(cfg), "texts": list(texts)}, sort_keys=True)
     key = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    out = data_dir / "asr_robustness" / f"{engine.name}-{voice}-{key}"
+    out = Path(data_dir).resolve() / "asr_robustness" / f"{engine.name}-{voice}-{key}"
     manifest = out / "manifest.jsonl"
     if (out / "DONE").exists() and manifest.exists():
         return manifest
