@@ -29,6 +29,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstm_seq.audio.augment import AugmentConfig
+from lstm_seq.vision.augment import ImageAugment
 from pipelines._hydra import ConfigError, resolve_path
 
 # --------------------------------------------------------------------------------------------------- field kinds
@@ -306,6 +307,8 @@ class CaptionDataConfig:
     max_len: int = positive(24)
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # training-time augmentation; the library dataclass is the schema (it holds every default); null = off
+    augment: ImageAugment | None = None
 
 
 @dataclass

@@ -36,7 +36,7 @@ from pipelines._sweep import pipeline_job
 
 # conf/data keys that are loader settings; the others are the dataset's own (files, folders, sizes)
 LOADER_KEYS = ("feature_cache", "cache_dir", "batch_size", "num_workers", "train_captions", "min_freq",
-               "max_len", "mean", "std", "max_pixels", "smoke", "name")  # fmt: skip
+               "max_len", "mean", "std", "max_pixels", "smoke", "name", "augment")  # fmt: skip
 
 
 def plain(node: Any) -> Any:

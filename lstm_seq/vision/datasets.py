@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from lstm_seq.text_files import read_utf8
 from lstm_seq.training.sampler import SeededIndex
+from lstm_seq.vision.augment import ImageAugment, augment_scene
 from lstm_seq.vision.images import DEFAULT_MAX_PIXELS, ImageLoadError, ImageTransform, load_image
 from lstm_seq.vision.vocab import Vocabulary
 
@@ -134,7 +135,7 @@ def scene_items(records: list[dict[str, Any]]) -> list[CaptionItem]:
             list(r["captions"]),
             r["split"],
             f"scene-{r['index']}",
-            {"objects": r["objects"]},
+            {"objects": r["objects"], "background": r["background"]},
         )
         for r in records
     ]
@@ -154,6 +155,10 @@ class CaptionDataset(Dataset):
         max_len: most words per training caption.
         images: (N, S, S, 3) uint8 array for ``"#<row>"`` items.
         max_pixels: larger image files are refused.
+        augment: training augmentation (:mod:`lstm_seq.vision.augment`), applied when the index is a
+            :class:`~lstm_seq.training.sampler.SeededIndex` (training loaders) and seeded by it; a flip, zoom
+            or shift re-renders the captions of scene items from their moved objects. Not with cached
+            features. Geometry needs scene items (``extra["objects"]``): on other data it must be off.
 
     With ``features`` set (see :func:`lstm_seq.vision.features.build_feature_cache`), items carry the cached
     grid (L, C) instead of the image.
@@ -168,12 +173,19 @@ class CaptionDataset(Dataset):
         max_len: int = 30,
         images: np.ndarray | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        augment: ImageAugment | None = None,
     ) -> None:
         if not items:
             raise ValueError("empty caption dataset")
+        if augment is not None and augment.geometric and any("objects" not in it.extra for it in items):
+            raise ValueError(
+                "data.augment: a flip, zoom or shift needs scene objects to rewrite the captions; "
+                "set hflip, scale and translate to 0 for this dataset"
+            )
         self.items, self.vocab, self.transform = items, vocab, transform
         self.captions_per_image, self.max_len = captions_per_image, max_len
         self.images, self.max_pixels = images, max_pixels
+        self.augment = augment
         self.features: np.ndarray | None = None  # (N, L, C) cached grid features (lstm_seq.vision.features)
         self.feature_errors: list[str | None] = []
 
@@ -181,7 +193,12 @@ class CaptionDataset(Dataset):
         return len(self.items)
 
     def load(self, i: int) -> torch.Tensor:
-        """The transformed image of item ``i``; raises :class:`ImageLoadError`."""
+        """The transformed image of item ``i`` (3, S, S), normalised; raises :class:`ImageLoadError`."""
+        return self.transform.normalize(self.pixels(i))
+
+    def pixels(self, i: int) -> torch.Tensor:
+        """Item ``i``'s image resized to (3, S, S), values in [0, 255] (uint8 or float); raises
+        :class:`ImageLoadError`."""
         it = self.items[i]
         if it.image.startswith("#"):
             if self.images is None:
@@ -191,12 +208,24 @@ class CaptionDataset(Dataset):
                 arr = torch.nn.functional.interpolate(
                     arr[None].float(), size=self.transform.size, mode="bilinear"
                 )[0]
-            return self.transform.normalize(arr)
-        return self.transform(load_image(it.image, self.max_pixels))
+            return arr
+        return self.transform.pixels(load_image(it.image, self.max_pixels))
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         it = self.items[i]
         caps = it.captions
+        image: torch.Tensor | None = None
+        if self.augment is not None and self.features is None and isinstance(i, SeededIndex):
+            try:
+                image, new_caps = augment_scene(
+                    self.pixels(i).float(), it.extra.get("objects"), it.extra.get("background"),
+                    len(caps), self.augment, i.seed,
+                )  # fmt: skip
+                image = self.transform.normalize(image)
+                caps = new_caps or caps
+            except Exception:  # an image that does not load is reported below by load()
+                image = None
+        refs = caps
         if self.captions_per_image is not None and len(caps) > self.captions_per_image:
             # a SeededIndex (lstm_seq.training.sampler) makes the draw a function of (seed, epoch, i):
             # the same with or without workers, and after a mid-epoch resume
@@ -205,7 +234,7 @@ class CaptionDataset(Dataset):
         out: dict[str, Any] = {
             "id": it.image_id,
             "path": it.image,
-            "refs": it.captions,
+            "refs": refs,
             "tokens": [self.vocab.encode(c, self.max_len) for c in caps],
         }
         if self.features is not None:
@@ -215,7 +244,7 @@ class CaptionDataset(Dataset):
                 out["image"] = torch.from_numpy(np.asarray(self.features[i], dtype=np.float32))
             return out
         try:
-            out["image"] = self.load(i)
+            out["image"] = image if image is not None else self.load(i)
         except ImageLoadError as exc:
             out["error"] = exc.reason
         except Exception as exc:  # any other decoder failure: report it, keep going

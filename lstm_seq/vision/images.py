@@ -98,10 +98,14 @@ class ImageTransform:
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
+        return self.normalize(self.pixels(img))
+
+    def pixels(self, img: Image.Image) -> torch.Tensor:
+        """PIL RGB image → resized uint8 tensor (3, S, S), before normalisation."""
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.uint8)
-        return self.normalize(torch.from_numpy(arr.copy()).permute(2, 0, 1))
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (..., 3, S, S) → float normalised."""

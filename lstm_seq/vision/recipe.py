@@ -2,8 +2,8 @@
 
 ``python -m pipelines.caption`` reads its Hydra config and calls these; ``data`` is the ``conf/data`` node as a
 plain dict (``batch_size``, ``num_workers``, ``train_captions``, ``max_len``, ``max_pixels``, ``feature_cache``,
-``cache_dir``, ``min_freq``, ``image_size``, ``mean``, ``std``, ``smoke``, ``name``). Every output lands in the run
-folder ``out`` and is written atomically (:mod:`lstm_seq.outputs`).
+``cache_dir``, ``min_freq``, ``image_size``, ``mean``, ``std``, ``smoke``, ``name``, ``augment``). Every output
+lands in the run folder ``out`` and is written atomically (:mod:`lstm_seq.outputs`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from lstm_seq.metrics.caption import java_metrics, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
+from lstm_seq.vision.augment import ImageAugment
 from lstm_seq.vision.corpus import Corpus
 from lstm_seq.vision.datasets import CaptionDataset, collate_captions
 from lstm_seq.vision.features import build_feature_cache
@@ -54,11 +55,13 @@ def loader(
     cache_dir: Path | None = None,
 ) -> DataLoader:
     """Training: shuffled by (seed, epoch), sharded over DDP ranks, resumable mid-epoch, per-sample seeds for
-    the caption draw. Evaluation: every rank reads the whole split in order. With ``data["feature_cache"]``
+    the caption draw and the augmentation (``data["augment"]``, training only). Evaluation: every rank reads
+    the whole split in order. With ``data["feature_cache"]``
     and a frozen encoder the encoder's features are computed once into ``cache_dir`` and reused."""
+    augment = ImageAugment(**data["augment"]) if train and data.get("augment") else None
     ds = CaptionDataset(
         corpus.split(split), model.vocab, model.transform, data["train_captions"] if train else None,
-        data["max_len"], corpus.images, data.get("max_pixels", 50_000_000),
+        data["max_len"], corpus.images, data.get("max_pixels", 50_000_000), augment,
     )  # fmt: skip
     if data.get("feature_cache") and model.encoder.frozen and cache_dir is not None:
         ds.features, ds.feature_errors = build_feature_cache(model.encoder, ds, cache_dir, data["batch_size"])
