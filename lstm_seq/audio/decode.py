@@ -1,10 +1,15 @@
-"""CTC decoding: greedy (best path) and beam search with a word n-gram language model.
+"""CTC decoding: greedy (best path) and beam search with a lexicon and a word n-gram language model.
 
-Beam search uses torchaudio's ``ctc_decoder`` (the flashlight-text C++ beam search with a KenLM
-model read from an ARPA file). Why that library: it is maintained with torchaudio, is a compiled
-lexicon/LM beam search that runs batch decoding on CPU in milliseconds per utterance, reads
-ARPA directly (no KenLM build step), and supports both lexicon-constrained and lexicon-free
-decoding. The LM is estimated from the training transcripts by :mod:`lstm_seq.audio.lm`.
+Beam search has two backends with the same settings and the same ARPA file and lexicon:
+
+- ``torch`` (default): :class:`~lstm_seq.audio.ctc_beam.CTCBeamSearch`, our batched lexicon-trie beam search
+  with the LM read into tensors (:mod:`lstm_seq.audio.ngram`). It needs nothing beyond torch, so it installs
+  on every Python torch supports, and runs on the CPU or on the emissions' GPU.
+- ``flashlight``: torchaudio's ``ctc_decoder`` (flashlight-text's C++ beam search with KenLM), an optional
+  extra (``pip install -e ".[flashlight]"``; its wheels stop at CPython 3.12).
+
+benchmarks/asr_decoder.py compares them on the same saved emissions (WER and speed; benchmarks/RESULTS.md).
+The LM is estimated from the training transcripts by :mod:`lstm_seq.audio.lm`.
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstm_seq.audio.ctc_beam import CTCBeamSearch
+from lstm_seq.audio.lexicon import LexiconTrie
 from lstm_seq.audio.lm import write_arpa
+from lstm_seq.audio.ngram import NGramLM
 from lstm_seq.audio.vocab import CharVocab
+
+BACKENDS = ("torch", "flashlight")
 
 
 def greedy_decode(log_probs: Tensor, lengths: Tensor, vocab: CharVocab) -> list[str]:
@@ -50,7 +60,12 @@ class BeamConfig:
     word_score: float = 0.0  # insertion bonus per word
     lexicon: bool = True  # restrict output to words seen in training (False: free spelling)
     beam_threshold: float = 25.0
-    unk_score: float = float("-inf")
+    unk_score: float = float("-inf")  # flashlight only: score of a spelling outside the lexicon
+    backend: str = "torch"  # or "flashlight" (the optional extra)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"decode.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,10 +105,30 @@ class BeamSearchDecoder:
             lm = write_arpa(work / "lm.arpa", texts, order=cfg.lm_order)
         self.lm_path = lm
         self.lexicon_path = lexicon
+        self.words = sorted({w for t in texts for w in t.split()}) if cfg.lexicon else []
+        self._lm: NGramLM | None = None
+        self._trie: LexiconTrie | None = None
+        if cfg.backend == "torch":
+            self._lm = NGramLM(lm) if lm is not None and cfg.lexicon else None
+            if cfg.lexicon:
+                self._trie = LexiconTrie(
+                    self.words, [vocab.encode(w) for w in self.words], len(vocab), self._lm
+                )
         self._decoder = self._build(cfg)
 
     def _build(self, cfg: BeamConfig) -> Any:
-        from torchaudio.models.decoder import ctc_decoder
+        if cfg.backend == "torch":
+            return CTCBeamSearch(
+                len(self.vocab), self.vocab.blank, self.vocab.encode(" ")[0] if " " in self.vocab.tokens else -1,
+                list(self.vocab.tokens), self._trie, self._lm, beam_size=cfg.beam_size,
+                beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight, word_score=cfg.word_score,
+            )  # fmt: skip
+        try:
+            from torchaudio.models.decoder import ctc_decoder
+        except (ImportError, RuntimeError) as exc:  # flashlight-text missing (torchaudio raises RuntimeError)
+            raise ImportError(
+                f"decode.backend=flashlight needs flashlight-text (pip install -e '.[flashlight]'): {exc}"
+            ) from exc
 
         return ctc_decoder(
             lexicon=str(self.lexicon_path) if self.lexicon_path else None,
@@ -122,6 +157,8 @@ class BeamSearchDecoder:
 
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[str]:
         """Decode (B, T, V) log-posteriors with (B,) valid lengths into B strings."""
+        if self.cfg.backend == "torch":
+            return self._decoder(log_probs, lengths)
         emissions = log_probs.detach().float().cpu().contiguous()
         hyps = self._decoder(emissions, lengths.cpu().to(torch.int32))
         out = []
