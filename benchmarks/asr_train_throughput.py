@@ -17,6 +17,11 @@ The first ``--warmup`` steps are not timed. Prints a table and writes
     python -m benchmarks.asr_train_throughput                     # GPU (bf16) if present, else CPU
     python -m benchmarks.asr_train_throughput --models default librispeech --workers 0 4 8
     python -m benchmarks.asr_train_throughput --quick             # a smoke run on CPU
+    python -m benchmarks.asr_train_throughput --models default --augment none default strong --workers 0 1
+
+``--augment`` runs each case with the waveform augmentation of ``conf/augment/<name>.yaml`` on the training
+split (lstm_seq/audio/augment.py, in the loader: the main process with 0 workers), so the wait share shows
+whether it makes data loading the bottleneck.
 
 Models: ``default`` = conf/model/asr_bilstm.yaml (conv ×4 + 2 × 128 bidirectional);
 ``librispeech`` = a DeepSpeech2-like size (conv ×4 with 32 channels + 5 × 1024 bidirectional).
@@ -39,6 +44,7 @@ import soundfile as sf
 import torch
 
 from benchmarks.lstm_speed import device_name, write_result
+from lstm_seq.audio.augment import AugmentConfig
 from lstm_seq.audio.datamodule import ASRDataModule
 from lstm_seq.audio.manifest import Utterance, write_manifest
 from lstm_seq.audio.module import ASRModule
@@ -50,6 +56,15 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 FEATURES = {"n_mfcc": 13, "deltas": True, "cmvn": True}  # conf/features/mfcc.yaml's choices
 SPECAUGMENT = {"freq_masks": 1, "freq_width": 4, "time_masks": 1, "time_width": 10, "max_time_frac": 0.1}
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def augment_config(name: str) -> AugmentConfig:
+    """The settings of ``conf/augment/<name>.yaml`` (its keys other than the Hydra defaults list)."""
+    import yaml
+
+    node = yaml.safe_load((CONF / "augment" / f"{name}.yaml").read_text()) or {}
+    return AugmentConfig.from_dict({k: v for k, v in node.items() if k != "defaults"})
 
 
 def write_corpus(root: Path, n: int, min_s: float, max_s: float, seed: int = 0) -> Path:
@@ -102,7 +117,13 @@ class StepTimer(pl.Callback):
 
 
 def measure(
-    manifest: Path, model: str, workers: int, args: argparse.Namespace, accelerator: str, precision: str
+    manifest: Path,
+    model: str,
+    workers: int,
+    args: argparse.Namespace,
+    accelerator: str,
+    precision: str,
+    augment: str = "none",
 ) -> dict[str, Any]:
     torch.manual_seed(0)
     module = ASRModule(
@@ -113,7 +134,12 @@ def measure(
         optim={"lr": 1e-3},
     )
     dm = ASRDataModule(
-        {"train": manifest}, module.vocab, max_duration=20.0, max_frames=args.max_frames, num_workers=workers
+        {"train": manifest},
+        module.vocab,
+        max_duration=20.0,
+        max_frames=args.max_frames,
+        num_workers=workers,
+        augment=augment_config(augment),
     )
     timer = StepTimer(args.warmup, module.feature_cfg.sample_rate)
     trainer = pl.Trainer(
@@ -133,9 +159,10 @@ def measure(
     audio, step, wait = (np.array(c) for c in zip(*timer.rows, strict=True))
     total = step.sum() + wait.sum()
     return {
-        "name": f"{model}-w{workers}",
+        "name": f"{model}-w{workers}" + (f"-aug-{augment}" if augment != "none" else ""),
         "model": model,
         "workers": workers,
+        "augment": augment,
         "steps": len(step),
         "audio_s_per_s": round(float(audio.sum() / total), 2),
         "step_ms_median": round(statistics.median(step) * 1e3, 2),
@@ -151,6 +178,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["default", "librispeech"], choices=list(MODELS))
     parser.add_argument(
         "--workers", type=int, nargs="+", default=None, help="loader processes (default 0 and 4)"
+    )
+    parser.add_argument(
+        "--augment", nargs="+", default=["none"], help="conf/augment presets to run each case with"
     )
     parser.add_argument("--steps", type=int, default=30, help="timed steps per case")
     parser.add_argument("--warmup", type=int, default=5)
@@ -174,17 +204,18 @@ def main() -> None:
 
     name = device_name(torch.device(args.device))
     print(f"device: {name} | torch {torch.__version__} | {precision} | max_frames {args.max_frames}")
-    print(f"{'case':<20}{'audio s/s':>11}{'step ms':>10}{'wait %':>8}{'audio s/batch':>15}")
+    print(f"{'case':<28}{'audio s/s':>11}{'step ms':>10}{'wait %':>8}{'audio s/batch':>15}")
     rows = []
     for model in args.models:
         for w in workers:
-            row = measure(manifest, model, w, args, accelerator, precision)
-            rows.append(row)
-            print(
-                f"{row['name']:<20}{row['audio_s_per_s']:>11.1f}{row['step_ms_median']:>10.1f}"
-                f"{100 * row['wait_share']:>7.1f}%{row['audio_s_per_batch']:>15.1f}",
-                flush=True,
-            )
+            for aug in args.augment:
+                row = measure(manifest, model, w, args, accelerator, precision, aug)
+                rows.append(row)
+                print(
+                    f"{row['name']:<28}{row['audio_s_per_s']:>11.1f}{row['step_ms_median']:>10.1f}"
+                    f"{100 * row['wait_share']:>7.1f}%{row['audio_s_per_batch']:>15.1f}",
+                    flush=True,
+                )
     suffix = "-asr-throughput" + ("-quick" if args.quick else "")
     write_result(args.out, name, suffix, precision=precision, cases=rows)
 
