@@ -402,6 +402,9 @@ class CaptionModelConfig:
     max_len: int = positive(24)
     length_penalty: float = 0.0
     word_dropout: float = prob(0.0)
+    no_repeat_ngram: int = at_least(0, 0)  # n of the repeated-n-gram penalty in search (0 = off)
+    repeat_penalty: float = at_least(0, 0.0)  # nats off a word that repeats an n-gram (inf = forbid)
+    coverage_penalty: float = at_least(0, 0.0)  # beta of the attention-coverage term in beam search
 
 
 @dataclass

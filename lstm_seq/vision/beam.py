@@ -4,6 +4,15 @@ Beam search keeps B·K rows in one tensor (no loop over images), a pool of the K
 per image scored with a length penalty, and falls back to the best unfinished hypothesis when nothing emits
 ``<end>`` before ``max_len``. Every operation is row-wise, so an image's caption never depends on which
 other images share its batch.
+
+Against captions that repeat themselves ("a big blue square a big blue square and a big blue square"):
+- ``no_repeat_ngram`` = n with ``repeat_penalty`` = p: a word that would complete an n-gram the hypothesis
+  already holds loses p nats (``inf`` forbids it). With n = 4 that is a repeated "a <size> <colour> <shape>"
+  object phrase, while "a small red circle and a small red square" stays free. Greedy search applies it too.
+- ``coverage_penalty`` = β (beam only): a finished hypothesis gains β · mean over grid cells of
+  log(clamp(Σ_t α_t, 0.01, 1)), GNMT's coverage penalty from the attention weights, averaged over cells: a
+  caption that ends before it has looked at every salient part of the image scores lower.
+Both default to off (0).
 """
 
 from __future__ import annotations
@@ -42,6 +51,40 @@ def _never(logp: torch.Tensor, *ids: int) -> torch.Tensor:
     return logp
 
 
+def repeated_ngram_mask(seqs: torch.Tensor, t: int, n: int, vocab_size: int) -> torch.Tensor:
+    """Which next words would repeat an n-gram.
+
+    Args:
+        seqs: (N, T) words so far; only the first ``t`` columns are read.
+        t: the step about to be taken (words 0..t-1 are emitted).
+        n: n-gram size (≥ 1).
+
+    Returns:
+        (N, V) bool: True where word w after seqs[:, :t] completes an n-gram already in seqs[:, :t].
+    """
+    if n < 1 or t < n:
+        return torch.zeros(seqs.shape[0], vocab_size, dtype=torch.bool, device=seqs.device)
+    win = seqs[:, :t].unfold(1, n, 1)  # (N, t - n + 1, n): every n-gram so far
+    if n == 1:
+        match = torch.ones(win.shape[:2], device=seqs.device)
+    else:  # the n-grams whose first n - 1 words are the last n - 1 words emitted
+        match = (win[:, :, : n - 1] == seqs[:, None, t - n + 1 : t]).all(-1).float()  # (N, t - n + 1)
+    hits = torch.zeros(seqs.shape[0], vocab_size, device=seqs.device)
+    return hits.scatter_add_(1, win[:, :, n - 1], match) > 0
+
+
+def _penalise_repeats(logp: torch.Tensor, seqs: torch.Tensor, t: int, n: int, penalty: float) -> torch.Tensor:
+    """logp (N, V) minus ``penalty`` where the next word repeats an n-gram of seqs (N, T)[:, :t]."""
+    if n <= 0 or penalty <= 0 or t < n:
+        return logp
+    return torch.where(repeated_ngram_mask(seqs, t, n, logp.shape[-1]), logp - penalty, logp)
+
+
+def coverage_score(cov: torch.Tensor) -> torch.Tensor:
+    """GNMT's coverage term averaged over cells: cov (..., L) summed attention → (...) in [log 0.01, 0]."""
+    return cov.clamp(0.01, 1.0).log().mean(-1)
+
+
 def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     """GNMT's ``((5 + len) / 6) ** alpha``; alpha = 0 → plain log-probability sums."""
     return ((5.0 + length.float()) / 6.0) ** alpha
@@ -56,8 +99,11 @@ def greedy(
     end_id: int,
     pad_id: int,
     max_len: int = 20,
+    no_repeat_ngram: int = 0,
+    repeat_penalty: float = 0.0,
 ) -> Decoded:
-    """Argmax at every step. grid (B, L, C), pooled (B, C)."""
+    """Argmax at every step (after the repeated-n-gram penalty, see the module doc). grid (B, L, C),
+    pooled (B, C)."""
     b, dev = grid.shape[0], grid.device
     memory = decoder.prepare(grid, pooled)
     state = decoder.init_state(memory)
@@ -70,6 +116,7 @@ def greedy(
     for t in range(max_len):
         logits, state, alpha = decoder.step(tok, state, memory)
         logp = _never(torch.log_softmax(logits.float(), dim=-1), start_id, pad_id)
+        logp = _penalise_repeats(logp, out, t, no_repeat_ngram, repeat_penalty)
         tok = logp.argmax(-1)
         scores += torch.where(done, torch.zeros_like(scores), logp.gather(1, tok[:, None]).squeeze(1))
         out[:, t] = torch.where(done, torch.full_like(tok, pad_id), tok)
@@ -95,6 +142,9 @@ def beam_search(
     beam_size: int = 3,
     max_len: int = 20,
     alpha: float = 0.0,
+    no_repeat_ngram: int = 0,
+    repeat_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
 ) -> Decoded:
     """Beam search over B images × K beams at once.
 
@@ -104,6 +154,10 @@ def beam_search(
         beam_size: K.
         max_len: most words per caption (``<end>`` not counted).
         alpha: length-penalty exponent (:func:`length_penalty`); larger favours longer captions.
+        no_repeat_ngram, repeat_penalty: a word that completes an n-gram already in its hypothesis loses
+            ``repeat_penalty`` nats (``inf``: forbidden); 0 = off.
+        coverage_penalty: β of the coverage term added to finished hypotheses (:func:`coverage_score`;
+            attention decoders only); 0 = off.
 
     Returns:
         the best hypothesis per image (:class:`Decoded`; ``scores`` are length-normalised).
@@ -128,6 +182,7 @@ def beam_search(
     for t in range(max_len):
         logits, state, alpha_t = decoder.step(tok, state, memory)
         logp = _never(torch.log_softmax(logits.float(), dim=-1), start_id, pad_id)
+        logp = _penalise_repeats(logp, seqs.view(b * k, max_len), t, no_repeat_ngram, repeat_penalty)
         v = logp.shape[-1]
         cand = (beam_scores[:, :, None] + logp.view(b, k, v)).view(b, k * v)
         top_s, top_i = cand.topk(min(2 * k, k * v), dim=1)  # (B, 2K)
@@ -140,6 +195,8 @@ def beam_search(
             prev_att[:, :, t] = alpha_t.view(b, k, -1)[rows, src_beam]
         # finished candidates enter the pool with their normalised score
         norm = top_s / length_penalty(torch.full_like(top_s, t), alpha)
+        if coverage_penalty > 0 and att is not None and alpha_t is not None:
+            norm = norm + coverage_penalty * coverage_score(prev_att[:, :, : t + 1].sum(2))
         new_fin = torch.where(is_end & torch.isfinite(top_s), norm, neg_inf)
         pool_scores = torch.cat([fin_scores, new_fin], 1)
         fin_scores, pick = pool_scores.topk(k, dim=1)

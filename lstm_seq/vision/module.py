@@ -41,6 +41,10 @@ class CaptionModule(pl.LightningModule):
     sampling_max, sampling_start_epoch, sampling_ramp_epochs: scheduled sampling probability rises linearly
         from 0 at ``sampling_start_epoch`` to ``sampling_max`` over ``sampling_ramp_epochs``.
     beam_size, max_len, length_penalty: test-time search.
+    no_repeat_ngram, repeat_penalty, coverage_penalty: against captions that repeat themselves (see
+        :mod:`lstm_seq.vision.beam`): a word completing an n-gram already in the hypothesis loses
+        ``repeat_penalty`` nats (greedy and beam); finished beams gain β · the coverage of the grid by their
+        attention. 0 turns each off.
     word_dropout: in training, each input word (not ``<start>``) becomes ``<unk>`` with this probability, so
         the next word must come from the image more than from the previous word.
     """
@@ -62,6 +66,9 @@ class CaptionModule(pl.LightningModule):
         max_len: int = 24,
         length_penalty: float = 0.0,
         word_dropout: float = 0.0,
+        no_repeat_ngram: int = 0,
+        repeat_penalty: float = 0.0,
+        coverage_penalty: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -138,11 +145,17 @@ class CaptionModule(pl.LightningModule):
         n = self.hparams.max_len if max_len is None else max_len
         grid, pooled = self.features(images)
         v = self.vocab
+        hp = self.hparams
+        rep = {
+            "no_repeat_ngram": int(hp.get("no_repeat_ngram", 0)),
+            "repeat_penalty": float(hp.get("repeat_penalty", 0.0)),
+        }
         if k <= 1:
-            return greedy(self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, n)
+            return greedy(self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, n, **rep)
         return beam_search(
-            self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, k, n, self.hparams.length_penalty
-        )
+            self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, k, n, hp.length_penalty,
+            coverage_penalty=float(hp.get("coverage_penalty", 0.0)), **rep,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lstm_seq
-from lstm_seq.vision.beam import beam_search, greedy, length_penalty
+from lstm_seq.vision.beam import beam_search, coverage_score, greedy, length_penalty, repeated_ngram_mask
 from lstm_seq.vision.decoder import AttentionDecoder, ShowTellDecoder, doubly_stochastic_penalty
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
@@ -141,3 +141,53 @@ def test_word_dropout_changes_training_inputs_only(vocab: Vocabulary) -> None:
         losses[("train", p)] = m._loss(batch)[0]
     assert torch.equal(losses[("eval", 0.0)], losses[("eval", 0.9)])
     assert not torch.isclose(losses[("train", 0.0)], losses[("train", 0.9)])
+
+
+def test_repeated_ngram_mask_on_hand_made_sequences() -> None:
+    seqs = torch.tensor([[4, 5, 6, 7, 4, 5, 0], [4, 5, 6, 7, 8, 9, 0]])  # "a big blue square a big"
+    m3 = repeated_ngram_mask(seqs, 6, 3, 12)
+    assert m3[0].nonzero().flatten().tolist() == [6]  # "a big blue" again: blue is penalised
+    assert not m3[1].any()
+    m2 = repeated_ngram_mask(seqs, 6, 2, 12)
+    assert m2[0].nonzero().flatten().tolist() == [6]  # "big blue" again
+    assert repeated_ngram_mask(seqs, 2, 1, 12)[0].nonzero().flatten().tolist() == [4, 5]
+    assert not repeated_ngram_mask(seqs, 2, 3, 12).any()  # shorter than n: nothing to repeat
+
+
+def test_no_repeat_penalty_in_greedy_and_beam_with_a_switch(vocab: Vocabulary) -> None:
+    """Every step prefers red > blue > circle >> <end>: greedy repeats "red" to max_len (beam search finds
+    only the empty caption finished); with unigrams forbidden each word comes once, then <end>."""
+    m = make_module("show_tell", vocab)
+    with torch.no_grad():
+        m.decoder.out.weight.zero_()
+        m.decoder.out.bias.fill_(-30.0)
+        for w, v in (("red", 5.0), ("blue", 4.5), ("circle", 4.2)):
+            m.decoder.out.bias[vocab.stoi[w]] = v
+        m.decoder.out.bias[vocab.end_id] = -1.0
+    images = torch.randn(2, 3, 32, 32)
+    m.hparams.length_penalty = 2.0
+    assert (
+        m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
+    )
+    m.hparams.no_repeat_ngram, m.hparams.repeat_penalty = 1, float("inf")
+    assert m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red blue circle"] * 2
+    for cap in m.vocab.decode_batch(m.generate(images, beam_size=3, max_len=5).tokens):
+        assert sorted(cap.split()) == ["blue", "circle", "red"]  # any order scores the same
+    m.hparams.repeat_penalty = 0.0  # the switch: off again
+    assert (
+        m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
+    )
+
+
+def test_coverage_penalty_runs_in_beam_search(vocab: Vocabulary) -> None:
+    assert torch.allclose(
+        coverage_score(torch.tensor([[1.0, 2.0, 0.5, 0.0]])),
+        torch.tensor([(0 + 0 + (-0.6931) + (-4.6052)) / 4]),
+        atol=1e-3,
+    )
+    m = make_module("attention", vocab)
+    grid, pooled = m.features(torch.randn(3, 3, 32, 32))
+    args = (m.decoder, grid, pooled, vocab.start_id, vocab.end_id, vocab.pad_id, 3, 6)
+    plain, covered = beam_search(*args), beam_search(*args, coverage_penalty=1.0)
+    assert plain.tokens.shape == covered.tokens.shape
+    assert (covered.scores <= plain.scores + 1e-6).all()  # the term is ≤ 0
