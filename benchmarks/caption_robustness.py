@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from benchmarks.lstm_speed import device_name, write_result
-from lstm_seq.metrics.caption import object_metrics
+from lstm_seq.metrics.caption import caption_metrics, object_metrics
 from lstm_seq.vision.corpus import load_corpus
 from lstm_seq.vision.datasets import CaptionDataset
 from lstm_seq.vision.module import CaptionModule
-from lstm_seq.vision.synth import COLOURS, SHAPES, held_out_pairs
+from lstm_seq.vision.synth import COLOURS, SHAPES, held_out_pairs, novel_pair_recall
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # size classes as radius / image side: inside the corpus's classes, continuous
@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="validate on the smoke corpus (debug=smoke)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="decoding hyper-parameters to override, e.g. beam_size=1 repeat_penalty=0")  # fmt: skip
+    parser.add_argument("--test", action="store_true",
+                        help="also score the test split: BLEU-4, CIDEr-D, novel_pair_recall and the object figures")  # fmt: skip
     parser.add_argument("--tag", default="", help="suffix of the result file name")
     parser.add_argument("--save-grid", default=None, help="write the first 32 held-out scenes as one PNG")
     parser.add_argument("--out-dir", default=str(RESULTS))
@@ -234,11 +236,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     val_x = torch.stack([ds.load(i) for i in range(len(ds))])
     val_m, _ = evaluate(model, val_x, [it.extra["objects"] for it in val_items])
 
+    test_m: dict[str, float] = {}
+    if args.test:
+        test_items = corpus.split("test")
+        tds = CaptionDataset(test_items, model.vocab, model.transform, images=corpus.images)
+        test_x = torch.stack([tds.load(i) for i in range(len(tds))])
+        test_objs = [it.extra["objects"] for it in test_items]
+        test_m, test_caps = evaluate(model, test_x, test_objs)
+        test_m.update(caption_metrics(test_caps, [it.captions for it in test_items]))
+        test_m["novel_pair_recall"] = novel_pair_recall(test_caps, test_objs)
+
     print(f"checkpoint {args.ckpt}")
     print(f"{'':16s} {'held-out renderer':>18s} {'validation':>11s}")
     for k in held_m:
         print(f"{k:16s} {held_m[k]:18.3f} {val_m[k]:11.3f}")
     print(f"({len(images)} held-out scenes, {len(val_items)} validation scenes)")
+    if test_m:
+        print("test split: " + ", ".join(f"{k} {v:.3f}" for k, v in test_m.items()))
     for c, objs in list(zip(held_caps, objects, strict=True))[:5]:
         print(f"  {c!r:80s} ← {', '.join(o['size'] + ' ' + o['colour'] + ' ' + o['shape'] for o in objs)}")
     fields = {
@@ -246,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "decoding": {k: model.hparams[k] for k in model.hparams if k in _DECODING},
         "held_out": {"n": len(images), "seed": args.seed, **held_m},
         "validation": {"n": len(val_items), **val_m},
+        **({"test": test_m} if test_m else {}),
         "samples": [{"caption": c, "objects": o} for c, o in list(zip(held_caps, objects, strict=True))[:20]],
     }
     suffix = "-caption-robustness" + (f"-{args.tag}" if args.tag else "")
