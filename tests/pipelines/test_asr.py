@@ -17,6 +17,17 @@ from tests.audio.conftest import speechlike
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def cli_env(tmp: Path) -> dict[str, str]:
+    """The environment the CLI runs in: only what it needs (no HYDRA_FULL_ERROR etc. from the caller's
+    shell), and flashlight-text hidden behind a package of that name that cannot be imported, so every
+    pipeline test here shows that training, tuning, test and transcribe need no flashlight."""
+    hide = tmp / "no_flashlight" / "flashlight"
+    hide.mkdir(parents=True, exist_ok=True)
+    (hide / "__init__.py").write_text("raise ImportError('flashlight-text is hidden by the tests')\n")
+    keep = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR", "LANG") if k in os.environ}
+    return {**keep, "PYTHONPATH": f"{hide.parent}{os.pathsep}{ROOT}"}
+
+
 def run_asr(
     tmp: Path, *overrides: str, check: bool = True
 ) -> tuple[subprocess.CompletedProcess[str], Path | None]:
@@ -33,8 +44,7 @@ def run_asr(
         "trainer.enable_progress_bar=false",
         *overrides,
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=3600)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=cli_env(tmp), timeout=3600)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"pipelines.asr failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -92,6 +102,21 @@ def test_mode_test_decodes_with_the_tuned_weights(smoke: tuple[Path, Path]) -> N
         tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode.lm_weight=0.25"
     )
     assert out is not None and json.loads((out / "metrics.json").read_text())["decode/lm_weight"] == 0.25
+
+
+def test_flashlight_backend_is_optional_and_says_how_to_install_it(smoke: tuple[Path, Path]) -> None:
+    """The smoke run above tuned and tested with beam search + LM while flashlight was hidden; asking for the
+    flashlight backend in that environment fails with the install line (and shows the package is hidden)."""
+    tmp, run = smoke
+    proc, _ = run_asr(
+        tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode.backend=flashlight",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert (
+        "decode.backend=flashlight needs flashlight-text (pip install -e '.[flashlight]')"
+        in proc.stdout + proc.stderr
+    )
 
 
 def test_mode_test_evaluates_a_checkpoint(smoke: tuple[Path, Path]) -> None:
