@@ -47,13 +47,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "white": (250, 250, 250),
 }
 SIZES = {"small": 0.11, "big": 0.19}  # the middle of each size class: radius as a fraction of the image side
-SIZE_RANGES = {"small": (0.085, 0.13), "big": (0.16, 0.22)}  # continuous radii inside each class
+SIZE_RANGES = {"small": (0.09, 0.13), "big": (0.16, 0.22)}  # continuous radii inside each class
 # the largest rotation (degrees) that keeps each name true: a circle has none; 25° keeps a square a square
 # (a 45° square reads as a diamond) and a cross a "+" (45° reads as an "x"); a five-point star repeats at 72°
 ROTATION = {"circle": 0.0, "square": 25.0, "triangle": 25.0, "diamond": 25.0, "star": 36.0, "cross": 25.0}
 BACKGROUNDS = ("flat", "gradient", "noise", "texture", "stripes", "blobs", "clouds")
 SPLITS = ("train", "val", "test")
-_GEN_VERSION = 2  # bump when rendering or captions change: a new cache key
+_GEN_VERSION = 3  # bump when rendering or captions change: a new cache key
 MIN_VISIBLE = 0.75  # partial occlusion: every object keeps at least this fraction of its pixels
 
 
@@ -158,23 +158,23 @@ def _polygon(
     """The outline of ``shape`` around (cx, cy), radius ``r``, rotated by ``angle`` degrees; ``form`` in
     [0, 1] varies its proportions inside what the name allows."""
     if shape == "square":
-        q = r * (0.76 + 0.12 * form)
+        q = r * (0.78 + 0.1 * form)
         pts = [(-q, -q), (q, -q), (q, q), (-q, q)]
     elif shape == "triangle":  # from wide to equilateral
-        w, base = 0.87 + 0.1 * form, 0.5 + 0.3 * (1 - form)
+        w, base = 0.9 + 0.06 * form, 0.55 + 0.2 * (1 - form)
         pts = [(0.0, -r), (r * w, r * base), (-r * w, r * base)]
     elif shape == "diamond":
-        a = 0.58 + 0.2 * form
+        a = 0.6 + 0.15 * form
         pts = [(0.0, -r), (r * a, 0.0), (0.0, r), (-r * a, 0.0)]
     elif shape == "star":
-        inner = 0.4 + 0.15 * form
+        inner = 0.42 + 0.1 * form
         pts = []
         for k in range(10):
             a = -np.pi / 2 + k * np.pi / 5
             rr = r if k % 2 == 0 else r * inner
             pts.append((rr * np.cos(a), rr * np.sin(a)))
     elif shape == "cross":
-        w = r * (0.3 + 0.15 * form)
+        w = r * (0.32 + 0.1 * form)
         pts = [
             (-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w),
             (-r, -w), (-w, -w),
@@ -264,9 +264,9 @@ def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         th, amp = rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.15)
         yy, xx = np.mgrid[0:s, 0:s] / max(1, s - 1) - 0.5
         out *= (1 + 2 * amp * (xx * np.cos(th) + yy * np.sin(th)))[..., None]
-    if rng.random() < 0.3:
+    if rng.random() < 0.15:
         pil = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
-        out = np.asarray(pil.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.8)))), dtype=np.float64)
+        out = np.asarray(pil.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.6)))), dtype=np.float64)
     if rng.random() < 0.5:
         out = out + rng.normal(0, rng.uniform(1, 5), size=out.shape)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
