@@ -5,12 +5,13 @@ gradient, noise, texture, stripes at any angle, soft blobs, low-frequency clouds
 captions drawn from varied templates that name the objects, their positions and spatial relations ("a small
 red circle left of a big blue square"). Objects are listed left to right.
 
-Version 2 draws what a name allows, not one picture per name: radii continuous inside each size class,
-rotations up to :data:`ROTATION` (none for circles, ±25° where more would change the name), proportions
-that vary inside the name (star core, cross arm width, diamond aspect, triangle base), a shade per object
-(hue ±7°, saturation and value ±20 % around the prototype), anti-aliased edges (4× supersampling), a lighting
-ramp across the image, sometimes a mild blur or sensor noise, and in a quarter of multi-object scenes
-objects that touch or overlap, each keeping at least :data:`MIN_VISIBLE` of its pixels.
+Since generator version 2 (3: narrower proportions, less blur) it draws what a name allows, not one
+picture per name: radii continuous inside each size class, rotations up to :data:`ROTATION` (none for
+circles, ±25° where more would change the name), proportions that vary inside the name (star core, cross
+arm width, diamond aspect, triangle base), a shade per object (hue ±7°, saturation and value ±20 % around
+the prototype), anti-aliased edges (4× supersampling), a lighting ramp across the image, sometimes a mild
+blur or sensor noise, and in a quarter of multi-object scenes objects that touch or overlap, each keeping
+at least :data:`MIN_VISIBLE` of its pixels.
 
 Compositional split: 8 colour–shape pairs (each colour once) never occur in train or validation; every
 test image contains at least one of them, so the test score measures composition, not memory.
