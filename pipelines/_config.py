@@ -149,9 +149,10 @@ class ASRDataConfig:
 class SpeechSynthDataConfig(ASRDataConfig):
     n_utterances: int = positive(3000)
     smoke_utterances: int = positive(160)
-    # "generated": an eSpeak NG voice file per speaker | "stock": accent × stock variant
-    voices: str = one_of("generated", "generated", "stock")
+    # "stock": accent × stock variant | "generated": an eSpeak NG voice file per speaker
+    voices: str = one_of("stock", "stock", "generated")
     n_speakers: int = positive(400)  # speakers of a generated-voice corpus
+    rate_wpm: list[int] = field(default_factory=lambda: [140, 210])  # speaking rates over speakers
     val_speakers: int = positive(8)
     test_speakers: int = positive(12)
     val_fraction: float = prob(0.08)

@@ -1,11 +1,11 @@
 """The embedded speech corpus: grammar sentences spoken by eSpeak NG, generated on first use.
 
-Speakers (``voices="generated"``, the default) are an English accent (``en-us``, ``en-gb-scotland``, …) with a
+Speakers are an English accent with one of eSpeak NG's 13 stock variants (``voices="stock"``, the default), or
+(``voices="generated"``) an English accent (``en-us``, ``en-gb-scotland``, …) with a
 voice of their own: an eSpeak NG voice-variant file drawn from the speaker's seed (:func:`generate_voice`: sex,
 vocal-tract scale of the formant frequencies, formant strengths and widths, pitch base and range, tone curve,
 flutter, roughness, voicing and consonant strength, intonation style, Klatt or the default synthesiser, stress
-lengths and amplitudes, word gaps, echo), a speaking rate and a pitch. ``voices="stock"`` is the older corpus:
-accent × one of eSpeak NG's 13 stock variants. Speakers, not utterances, are split into train / val / test, so
+lengths and amplitudes, word gaps, echo); each speaker also has a speaking rate and a pitch. Speakers, not utterances, are split into train / val / test, so
 every test speaker is unseen in training. Each utterance gets mild white noise at a random SNR and a little
 leading/trailing silence.
 
@@ -56,14 +56,14 @@ class SynthConfig:
     """What the corpus contains; every field is part of the cache key."""
 
     n_utterances: int = 3000  # total over the three splits
-    voices: str = "generated"  # "generated": a voice file per speaker | "stock": accent × stock variant
+    voices: str = "stock"  # "stock": accent × stock variant | "generated": a voice file per speaker
     n_speakers: int = 400  # speakers of a generated-voice corpus (train + val + test)
     val_speakers: int = 8  # speakers held out for validation
     test_speakers: int = 12  # speakers held out for test (unseen in train/val)
     val_fraction: float = 0.08  # share of utterances spoken by validation speakers
     test_fraction: float = 0.12  # share of utterances spoken by test speakers
     sample_rate: int = 16000
-    rate_wpm: tuple[int, int] = (125, 230)  # speaking-rate range (words per minute) over speakers
+    rate_wpm: tuple[int, int] = (140, 210)  # speaking-rate range (words per minute) over speakers
     pitch: tuple[int, int] = (25, 75)  # eSpeak pitch range (0-100) over speakers
     snr_db: tuple[float, float] = (15.0, 40.0)  # additive white noise, per utterance
     pad_s: tuple[float, float] = (0.05, 0.3)  # leading and trailing silence, per side
@@ -95,7 +95,7 @@ def generate_voice(rng: random.Random, name: str) -> str:
     together by a vocal-tract factor (1.02–1.22 / 0.86–1.04, ±5 % each) with random strengths and widths (and
     a few Hz added to F1–F3 now and then), the weak formants 6–8 at random; a random tone curve; flutter,
     roughness, voicing and consonant strengths; intonation style 1–4; the Klatt synthesiser (variants 1–4) for
-    about a third; random stress lengths and amplitudes; pauses between words for some; echo for some.
+    about 40 %; random stress lengths and amplitudes; pauses between words for some; echo for some.
     ``breath`` is never used (its noise is not reproducible from run to run). Every line is explicit,
     ``klatt 0`` too, because eSpeak NG keeps a previous voice's settings where a file says nothing.
     """

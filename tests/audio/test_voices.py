@@ -20,11 +20,12 @@ def test_voice_generation_is_deterministic_and_varied() -> None:
     keys = {line.split()[0] for line in lines}
     assert {"pitch", "formant", "tone", "klatt", "voicing", "consonants", "intonation", "words"} <= keys
     assert "breath" not in keys  # not reproducible in eSpeak NG
-    assert make_speakers(SynthConfig()) == make_speakers(SynthConfig())
+    gen = SynthConfig(voices="generated")
+    assert make_speakers(gen) == make_speakers(gen)
 
 
 def test_generated_speakers_are_distinct_and_split() -> None:
-    cfg = SynthConfig()
+    cfg = SynthConfig(voices="generated")
     spk = make_speakers(cfg)
     assert sum(len(v) for v in spk.values()) == cfg.n_speakers
     assert (len(spk["val"]), len(spk["test"])) == (cfg.val_speakers, cfg.test_speakers)
@@ -58,3 +59,18 @@ def test_generated_voice_is_spoken(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(tmp_path / "espeak")], capture_output=True, text=True, check=True
     ).stdout.split()
     assert int(out[0]) > 0.3 * 22050 and int(out[1]) > 0
+
+
+def test_generated_corpus_regenerates_byte_identically(tmp_path: Path) -> None:
+    from lstm_seq.audio.synth import build_corpus
+
+    from .test_synth import _digest
+
+    cfg = SynthConfig(
+        n_utterances=8, voices="generated", n_speakers=12, val_speakers=2, test_speakers=2,
+        val_fraction=0.25, test_fraction=0.25,
+    )  # fmt: skip
+    a = build_corpus(tmp_path / "a", cfg, workers=2)["train"].parent
+    b = build_corpus(tmp_path / "b", cfg, workers=1)["train"].parent
+    assert _digest(a) == _digest(b)
+    assert not (a / "espeak").exists()  # the per-shard eSpeak data folders are removed
