@@ -216,7 +216,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = CaptionModule.load(args.ckpt)
     for kv in args.set:
         key, val = kv.split("=", 1)
-        model.hparams[key] = type(model.hparams[key])(float(val)) if key in model.hparams else float(val)
+        if key == "repeat_words":  # a comma-separated list, e.g. repeat_words=circle,square
+            model.hparams[key] = [w for w in val.split(",") if w]
+        else:
+            model.hparams[key] = type(model.hparams[key])(float(val)) if key in model.hparams else float(val)
     size = model.transform.size
     images, objects = held_out_set(args.n, args.seed, size)
     if args.save_grid:

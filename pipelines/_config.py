@@ -406,6 +406,7 @@ class CaptionModelConfig:
     no_repeat_ngram: int = at_least(0, 0)  # n of the repeated-n-gram penalty in search (0 = off)
     repeat_penalty: float = at_least(0, 0.0)  # nats off a word that repeats an n-gram (inf = forbid)
     coverage_penalty: float = at_least(0, 0.0)  # beta of the attention-coverage term in beam search
+    repeat_words: list[str] | None = None  # penalise only repeated n-grams that end in these words
 
 
 @dataclass

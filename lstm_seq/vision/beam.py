@@ -8,7 +8,9 @@ other images share its batch.
 Against captions that repeat themselves ("a big blue square a big blue square and a big blue square"):
 - ``no_repeat_ngram`` = n with ``repeat_penalty`` = p: a word that would complete an n-gram the hypothesis
   already holds loses p nats (``inf`` forbids it). With n = 4 that is a repeated "a <size> <colour> <shape>"
-  object phrase, while "a small red circle and a small red square" stays free. Greedy search applies it too.
+  object phrase, while "a small red circle and a small red square" stays free; ``repeat_only`` narrows it to
+  n-grams that end in given words (n = 2 and the shape words: a repeated "<colour> <shape>" whatever its
+  size). Greedy search applies it too.
 - ``coverage_penalty`` = β (beam only): a finished hypothesis gains β · mean over grid cells of
   log(clamp(Σ_t α_t, 0.01, 1)), GNMT's coverage penalty from the attention weights, averaged over cells: a
   caption that ends before it has looked at every salient part of the image scores lower.
@@ -73,11 +75,17 @@ def repeated_ngram_mask(seqs: torch.Tensor, t: int, n: int, vocab_size: int) -> 
     return hits.scatter_add_(1, win[:, :, n - 1], match) > 0
 
 
-def _penalise_repeats(logp: torch.Tensor, seqs: torch.Tensor, t: int, n: int, penalty: float) -> torch.Tensor:
-    """logp (N, V) minus ``penalty`` where the next word repeats an n-gram of seqs (N, T)[:, :t]."""
+def _penalise_repeats(
+    logp: torch.Tensor, seqs: torch.Tensor, t: int, n: int, penalty: float, only: torch.Tensor | None = None
+) -> torch.Tensor:
+    """logp (N, V) minus ``penalty`` where the next word repeats an n-gram of seqs (N, T)[:, :t]; with
+    ``only`` (V,) bool, just for the n-grams that end in one of those words."""
     if n <= 0 or penalty <= 0 or t < n:
         return logp
-    return torch.where(repeated_ngram_mask(seqs, t, n, logp.shape[-1]), logp - penalty, logp)
+    mask = repeated_ngram_mask(seqs, t, n, logp.shape[-1])
+    if only is not None:
+        mask &= only.to(mask.device)
+    return torch.where(mask, logp - penalty, logp)
 
 
 def coverage_score(cov: torch.Tensor) -> torch.Tensor:
@@ -101,6 +109,7 @@ def greedy(
     max_len: int = 20,
     no_repeat_ngram: int = 0,
     repeat_penalty: float = 0.0,
+    repeat_only: torch.Tensor | None = None,
 ) -> Decoded:
     """Argmax at every step (after the repeated-n-gram penalty, see the module doc). grid (B, L, C),
     pooled (B, C)."""
@@ -116,7 +125,7 @@ def greedy(
     for t in range(max_len):
         logits, state, alpha = decoder.step(tok, state, memory)
         logp = _never(torch.log_softmax(logits.float(), dim=-1), start_id, pad_id)
-        logp = _penalise_repeats(logp, out, t, no_repeat_ngram, repeat_penalty)
+        logp = _penalise_repeats(logp, out, t, no_repeat_ngram, repeat_penalty, repeat_only)
         tok = logp.argmax(-1)
         scores += torch.where(done, torch.zeros_like(scores), logp.gather(1, tok[:, None]).squeeze(1))
         out[:, t] = torch.where(done, torch.full_like(tok, pad_id), tok)
@@ -145,6 +154,7 @@ def beam_search(
     no_repeat_ngram: int = 0,
     repeat_penalty: float = 0.0,
     coverage_penalty: float = 0.0,
+    repeat_only: torch.Tensor | None = None,
 ) -> Decoded:
     """Beam search over B images × K beams at once.
 
@@ -155,7 +165,8 @@ def beam_search(
         max_len: most words per caption (``<end>`` not counted).
         alpha: length-penalty exponent (:func:`length_penalty`); larger favours longer captions.
         no_repeat_ngram, repeat_penalty: a word that completes an n-gram already in its hypothesis loses
-            ``repeat_penalty`` nats (``inf``: forbidden); 0 = off.
+            ``repeat_penalty`` nats (``inf``: forbidden); 0 = off. ``repeat_only`` (V,) bool: only n-grams
+            ending in these words (e.g. the shape words with n = 2: a repeated "<colour> <shape>").
         coverage_penalty: β of the coverage term added to finished hypotheses (:func:`coverage_score`;
             attention decoders only); 0 = off.
 
@@ -182,7 +193,9 @@ def beam_search(
     for t in range(max_len):
         logits, state, alpha_t = decoder.step(tok, state, memory)
         logp = _never(torch.log_softmax(logits.float(), dim=-1), start_id, pad_id)
-        logp = _penalise_repeats(logp, seqs.view(b * k, max_len), t, no_repeat_ngram, repeat_penalty)
+        logp = _penalise_repeats(
+            logp, seqs.view(b * k, max_len), t, no_repeat_ngram, repeat_penalty, repeat_only
+        )
         v = logp.shape[-1]
         cand = (beam_scores[:, :, None] + logp.view(b, k, v)).view(b, k * v)
         top_s, top_i = cand.topk(min(2 * k, k * v), dim=1)  # (B, 2K)

@@ -44,7 +44,7 @@ class CaptionModule(pl.LightningModule):
     no_repeat_ngram, repeat_penalty, coverage_penalty: against captions that repeat themselves (see
         :mod:`lstm_seq.vision.beam`): a word completing an n-gram already in the hypothesis loses
         ``repeat_penalty`` nats (greedy and beam); finished beams gain β · the coverage of the grid by their
-        attention. 0 turns each off.
+        attention. 0 turns each off. ``repeat_words``: penalise only n-grams ending in these words (None: all).
     word_dropout: in training, each input word (not ``<start>``) becomes ``<unk>`` with this probability, so
         the next word must come from the image more than from the previous word.
     """
@@ -69,6 +69,7 @@ class CaptionModule(pl.LightningModule):
         no_repeat_ngram: int = 0,
         repeat_penalty: float = 0.0,
         coverage_penalty: float = 0.0,
+        repeat_words: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -146,10 +147,14 @@ class CaptionModule(pl.LightningModule):
         grid, pooled = self.features(images)
         v = self.vocab
         hp = self.hparams
-        rep = {
+        rep: dict[str, Any] = {
             "no_repeat_ngram": int(hp.get("no_repeat_ngram", 0)),
             "repeat_penalty": float(hp.get("repeat_penalty", 0.0)),
         }
+        if hp.get("repeat_words"):
+            only = torch.zeros(len(v), dtype=torch.bool)
+            only[[v.stoi[w] for w in hp.repeat_words if w in v.stoi]] = True
+            rep["repeat_only"] = only
         if k <= 1:
             return greedy(self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, n, **rep)
         return beam_search(

@@ -173,6 +173,11 @@ def test_no_repeat_penalty_in_greedy_and_beam_with_a_switch(vocab: Vocabulary) -
     assert m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red blue circle"] * 2
     for cap in m.vocab.decode_batch(m.generate(images, beam_size=3, max_len=5).tokens):
         assert sorted(cap.split()) == ["blue", "circle", "red"]  # any order scores the same
+    m.hparams.repeat_words = ["blue"]  # only repeats that end in "blue" are penalised
+    assert (
+        m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
+    )
+    m.hparams.repeat_words = None
     m.hparams.repeat_penalty = 0.0  # the switch: off again
     assert (
         m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
