@@ -205,13 +205,20 @@ def score(module: ASRModule, manifest: Path, name: str) -> dict[str, Any]:
     hyps = emissions.decode(module.beam_decoder) if module.beam_decoder else emissions.greedy(module.vocab)
     greedy = emissions.greedy(module.vocab)
     return {
+        **_rates(name, refs, hyps, greedy),
+        "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps, strict=True))[:3]],
+        "_pairs": list(zip(refs, hyps, greedy, strict=True)),
+    }
+
+
+def _rates(name: str, refs: list[str], hyps: list[str], greedy: list[str]) -> dict[str, Any]:
+    """Corpus-level WER/CER (beam) and greedy WER of one row."""
+    return {
         "name": name,
         "utterances": len(refs),
         "wer": round(word_errors(refs, hyps).rate, 4),
         "cer": round(char_errors(refs, hyps).rate, 4),
         "wer_greedy": round(word_errors(refs, greedy).rate, 4),
-        "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps, strict=True))[:3]],
-        "_pairs": list(zip(refs, hyps, greedy, strict=True)),
     }
 
 
@@ -219,15 +226,7 @@ def _pooled(name: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One row over several sets (corpus-level rates, not an average of rates)."""
     pairs = [p for r in rows for p in r["_pairs"]]
     refs, hyps, greedy = ([p[k] for p in pairs] for k in range(3))
-    return {
-        "name": name,
-        "utterances": len(refs),
-        "wer": round(word_errors(refs, hyps).rate, 4),
-        "cer": round(char_errors(refs, hyps).rate, 4),
-        "wer_greedy": round(word_errors(refs, greedy).rate, 4),
-        "voices": [r["name"] for r in rows],
-        "_pairs": pairs,
-    }
+    return {**_rates(name, refs, hyps, greedy), "voices": [r["name"] for r in rows], "_pairs": pairs}
 
 
 def default_test_manifest(data_dir: Path) -> Path:
