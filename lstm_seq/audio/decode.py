@@ -94,18 +94,17 @@ class BeamSearchDecoder:
             "-" if t == vocab.tokens[vocab.blank] else ("|" if t == " " else t) for t in vocab.tokens
         ]
         lexicon = None
+        self.words = sorted({w for t in texts for w in t.split()}) if cfg.lexicon else []
         if cfg.lexicon:
-            words = sorted({w for t in texts for w in t.split()})
             # spellings without a trailing "|": the model emits no space after the last word, and
             # the spaces between words are taken as the silence token
             lexicon = work / "lexicon.txt"
-            lexicon.write_text("".join(f"{w}\t{' '.join(w)}\n" for w in words))
+            lexicon.write_text("".join(f"{w}\t{' '.join(w)}\n" for w in self.words))
         lm = None
         if cfg.lm_order > 0 and texts:
             lm = write_arpa(work / "lm.arpa", texts, order=cfg.lm_order)
         self.lm_path = lm
         self.lexicon_path = lexicon
-        self.words = sorted({w for t in texts for w in t.split()}) if cfg.lexicon else []
         self._lm: NGramLM | None = None
         self._trie: LexiconTrie | None = None
         if cfg.backend == "torch":
