@@ -1,7 +1,7 @@
 """CTC beam search + LM: our torch decoder vs flashlight-text's, on the same saved emissions.
 
 The checkpoint's acoustic model runs once over the validation and test splits; its log-posteriors are kept
-and decoded by both backends (:class:`lstm_seq.audio.ctc_beam.CTCBeamSearch` and torchaudio's flashlight
+and decoded by both backends (:class:`lstm_seq.audio.decoding.ctc_beam.CTCBeamSearch` and torchaudio's flashlight
 ``ctc_decoder``) with the same ARPA LM, lexicon, beam size, beam threshold, LM weight and word score (the
 checkpoint's tuned values unless given). Prints WER/CER per split and backend, the number of utterances
 whose transcripts differ, and speed in utterances per second, batched (the loader's batches) and one
@@ -29,10 +29,10 @@ import torch
 
 from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.audio import recipe
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.data.synth import SynthConfig, build_corpus
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.tune import Emissions, collect_emissions
 from lstm_seq.audio.module import load_checkpoint
-from lstm_seq.audio.synth import SynthConfig, build_corpus
-from lstm_seq.audio.tune import Emissions, collect_emissions
 from lstm_seq.metrics.wer import char_errors, word_errors
 
 ROOT = Path(__file__).resolve().parents[1]

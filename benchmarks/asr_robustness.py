@@ -1,6 +1,6 @@
 """ASR robustness: WER/CER on the eSpeak NG test split (in-domain) vs synthesisers training never uses.
 
-The held-out sets are *new* sentences of the project's grammar (:mod:`lstm_seq.audio.grammar`; every sentence
+The held-out sets are *new* sentences of the project's grammar (:mod:`lstm_seq.audio.data.grammar`; every sentence
 that occurs in the checkpoint's training transcripts is rejected), spoken by other engines:
 
 * ``flite`` (Debian: ``apt-get install flite``): voices kal16, awb, rms, slt;
@@ -48,13 +48,13 @@ import torch
 
 from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.audio import recipe
-from lstm_seq.audio.decode import BeamConfig
-from lstm_seq.audio.grammar import sample_sentence
-from lstm_seq.audio.io import load_audio
-from lstm_seq.audio.manifest import Utterance, write_manifest
+from lstm_seq.audio.data.grammar import sample_sentence
+from lstm_seq.audio.data.io import load_audio
+from lstm_seq.audio.data.manifest import Utterance, write_manifest
+from lstm_seq.audio.data.synth import SynthConfig, build_corpus
+from lstm_seq.audio.decoding.decode import BeamConfig
+from lstm_seq.audio.decoding.tune import collect_emissions
 from lstm_seq.audio.module import ASRModule, load_checkpoint
-from lstm_seq.audio.synth import SynthConfig, build_corpus
-from lstm_seq.audio.tune import collect_emissions
 from lstm_seq.metrics.wer import char_errors, word_errors
 
 _VERSION = 1  # bump when the held-out audio changes, so old caches are not reused

@@ -20,7 +20,7 @@ The first ``--warmup`` steps are not timed. Prints a table and writes
     python -m benchmarks.asr_train_throughput --models default --augment none default strong --workers 0 1
 
 ``--augment`` runs each case with the waveform augmentation of ``conf/augment/<name>.yaml`` on the training
-split (lstm_seq/audio/augment.py, in the loader: the main process with 0 workers), so the wait share shows
+split (lstm_seq/audio/data/augment.py, in the loader: the main process with 0 workers), so the wait share shows
 whether it makes data loading the bottleneck.
 
 Models: ``default`` = conf/model/asr_bilstm.yaml (conv ×4 + 2 × 128 bidirectional);
@@ -44,9 +44,9 @@ import soundfile as sf
 import torch
 
 from benchmarks.lstm_speed import device_name, write_result
-from lstm_seq.audio.augment import AugmentConfig
-from lstm_seq.audio.datamodule import ASRDataModule
-from lstm_seq.audio.manifest import Utterance, write_manifest
+from lstm_seq.audio.data.augment import AugmentConfig
+from lstm_seq.audio.data.datamodule import ASRDataModule
+from lstm_seq.audio.data.manifest import Utterance, write_manifest
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.vocab import CharVocab
 

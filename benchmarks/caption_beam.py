@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.lstm_speed import device_name, write_result
-from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
 

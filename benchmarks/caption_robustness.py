@@ -1,7 +1,7 @@
 """Does the captioner see shapes, or only its own renderer's pixels? Object figures on scenes drawn by a
 second, independent renderer, side by side with the same figures on the corpus's validation split.
 
-The held-out renderer below shares nothing with :mod:`lstm_seq.vision.synth` but the vocabulary: its own
+The held-out renderer below shares nothing with :mod:`lstm_seq.vision.data.synth` but the vocabulary: its own
 numpy rasteriser (3×3 supersampled point-in-polygon coverage, so edges are anti-aliased differently), its own
 shape proportions (an equilateral triangle, a five-point star with a fatter core, a narrower diamond, a
 thicker cross), every shape rotated by up to ±25°, colour shades drawn in HSV around each colour name,
@@ -34,10 +34,10 @@ import torch
 
 from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.metrics.caption import caption_metrics, object_metrics
-from lstm_seq.vision.corpus import load_corpus
-from lstm_seq.vision.datasets import CaptionDataset
+from lstm_seq.vision.data.corpus import load_corpus
+from lstm_seq.vision.data.datasets import CaptionDataset
+from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs, novel_pair_recall
 from lstm_seq.vision.module import CaptionModule
-from lstm_seq.vision.synth import COLOURS, SHAPES, held_out_pairs, novel_pair_recall
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # size classes as radius / image side: inside the corpus's classes, continuous

@@ -28,8 +28,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lstm_seq.audio.augment import AugmentConfig
-from lstm_seq.vision.augment import ImageAugment
+from lstm_seq.audio.data.augment import AugmentConfig
+from lstm_seq.vision.data.augment import ImageAugment
 from pipelines._hydra import ConfigError, resolve_path
 
 # --------------------------------------------------------------------------------------------------- field kinds
@@ -244,7 +244,7 @@ class DecodeConfig:
 
 @dataclass
 class BeamLMDecodeConfig(DecodeConfig):
-    """lstm_seq.audio.decode.BeamConfig."""
+    """lstm_seq.audio.decoding.decode.BeamConfig."""
 
     beam: bool = True
     beam_size: int = positive(50)

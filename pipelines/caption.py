@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import write_metrics
 from lstm_seq.vision import recipe
-from lstm_seq.vision.corpus import Corpus, load_corpus
+from lstm_seq.vision.data.corpus import Corpus, load_corpus
 from lstm_seq.vision.generate import caption_folder
 from lstm_seq.vision.module import CaptionModule
 from pipelines._hydra import fit, make_loggers, make_trainer, paste_command, resolve_path, run_dir

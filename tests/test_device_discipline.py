@@ -21,11 +21,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
 from lstm_seq import LSTM
-from lstm_seq.audio.datasets import Batch
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.data.datasets import Batch
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
 from lstm_seq.audio.module import ASRModule
-from lstm_seq.vision.datasets import collate_captions
-from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.data.datasets import collate_captions
+from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
 

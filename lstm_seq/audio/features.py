@@ -27,7 +27,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor, nn
 
-from lstm_seq.audio.augment import warp_filterbanks
+from lstm_seq.audio.data.augment import warp_filterbanks
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class MFCC(nn.Module):
     """Batched MFCC front end (torchaudio kernels) on the module's device.
 
     ``forward(wave (B, N), lengths (B,) samples, warp (B,) | None) -> (feats (B, T, F), frames (B,))``;
-    ``warp`` gives per-utterance VTLP factors (training augmentation, :func:`~lstm_seq.audio.augment.warp_filterbanks`).
+    ``warp`` gives per-utterance VTLP factors (training augmentation, :func:`~lstm_seq.audio.data.augment.warp_filterbanks`).
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:

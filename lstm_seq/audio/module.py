@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstm_seq.audio.datasets import Batch
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.data.datasets import Batch
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
 from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab

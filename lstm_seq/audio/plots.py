@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lstm_seq.audio.decode import greedy_decode
-from lstm_seq.audio.io import load_audio
+from lstm_seq.audio.data.io import load_audio
+from lstm_seq.audio.decoding.decode import greedy_decode
 from lstm_seq.audio.module import ASRModule
 
 

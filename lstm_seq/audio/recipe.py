@@ -15,16 +15,16 @@ from typing import Any
 
 import torch
 
-from lstm_seq.audio.augment import AugmentConfig
-from lstm_seq.audio.datamodule import ASRDataModule
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder
-from lstm_seq.audio.importers import IMPORTERS
-from lstm_seq.audio.manifest import read_manifest, write_manifest
+from lstm_seq.audio.data.augment import AugmentConfig
+from lstm_seq.audio.data.datamodule import ASRDataModule
+from lstm_seq.audio.data.importers import IMPORTERS
+from lstm_seq.audio.data.manifest import read_manifest, write_manifest
+from lstm_seq.audio.data.synth import SynthConfig, build_corpus
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.tune import collect_emissions, tune_beam
 from lstm_seq.audio.module import ASRModule, store_decode_settings
 from lstm_seq.audio.plots import plot_utterances
-from lstm_seq.audio.synth import SynthConfig, build_corpus
 from lstm_seq.audio.transcribe import Transcriber, transcribe_to_jsonl
-from lstm_seq.audio.tune import collect_emissions, tune_beam
 from lstm_seq.outputs import write_json_atomic, write_jsonl_atomic, write_metrics
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def datamodule(
 ) -> ASRDataModule:
     """Loaders for ``manifests`` at the module's own sample rate and frame rate (from its checkpoint when
     testing, so the data can never drift from what the model was trained on). ``augment``: the
-    :class:`~lstm_seq.audio.augment.AugmentConfig` fields of the training split's waveform augmentation
+    :class:`~lstm_seq.audio.data.augment.AugmentConfig` fields of the training split's waveform augmentation
     (``conf/augment``; None = none)."""
     sr = module.feature_cfg.sample_rate
     return ASRDataModule(

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstm_seq.audio.decode import greedy_decode
-from lstm_seq.audio.io import AudioReadError, find_audio_files, is_silent, load_audio
+from lstm_seq.audio.data.io import AudioReadError, find_audio_files, is_silent, load_audio
+from lstm_seq.audio.decoding.decode import greedy_decode
 from lstm_seq.audio.module import ASRModule
 
 log = logging.getLogger(__name__)

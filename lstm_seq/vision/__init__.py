@@ -1,1 +1,14 @@
-"""Image captioning: synthetic scenes and dataset readers, CNN encoder, lstm_seq.LSTM decoders, beam search."""
+"""Image captioning: CNN grid features → attention + :class:`lstm_seq.LSTM` decoder → batched beam search → text.
+
+Where things are (the same shape as :mod:`lstm_seq.audio`):
+
+- ``data/``: caption file formats (``formats``: COCO, Flickr, Karpathy), image loading (``images``), the embedded
+  scene corpus (``synth``) and which corpus a run uses (``corpus``), caption-preserving augmentation, datasets.
+- ``vocab.py``: the word vocabulary.
+- ``encoder.py``: the CNN encoder (the features); ``feature_cache.py``: a frozen encoder's features stored on disk.
+- ``decoder.py``: show-and-tell and attention decoders; ``module.py``: the LightningModule (loss, BLEU/CIDEr-D,
+  checkpoint loading with :meth:`~lstm_seq.vision.module.CaptionModule.load`).
+- ``decoding/``: greedy and batched beam search (``beam``).
+- ``recipe.py``: the runs (train, test, generate) that ``python -m pipelines.caption`` calls; ``generate.py``: a
+  folder of images → ``captions.jsonl``; ``gallery.py``: the ``captions.html`` gallery.
+"""

@@ -5,7 +5,7 @@
 * :class:`AttentionDecoder` — soft attention over the feature grid at every step with a sigmoid gate on the
   context and doubly stochastic attention regularisation (Xu et al. 2015); steps through ``LSTM.step``.
 
-Both expose the step API used by greedy and beam search (:mod:`lstm_seq.vision.beam`):
+Both expose the step API used by greedy and beam search (:mod:`lstm_seq.vision.decoding.beam`):
 ``memory = prepare(grid, pooled)``, ``state = init_state(memory)``,
 ``logits, state, alpha = step(tokens, state, memory)``. Memory tensors have the batch on dim 0, states
 ``(h, c)`` on dim 1, so search can reorder beams with ``index_select``.

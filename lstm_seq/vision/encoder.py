@@ -162,7 +162,7 @@ class CNNEncoder(nn.Module):
         self.stride = 64 // int(probe.shape[-1])
         self.pool = nn.AdaptiveAvgPool2d(grid_size) if grid_size else None
         self.frozen = frozen
-        if frozen:  # the colour path too: cached features (lstm_seq.vision.features) could not follow it
+        if frozen:  # the colour path too: cached features (lstm_seq.vision.feature_cache) could not follow it
             self.requires_grad_(False)
         self.train()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lstm_seq.vision.images import ImageLoadError, load_image
+from lstm_seq.vision.data.images import ImageLoadError, load_image
 
 
 @dataclass

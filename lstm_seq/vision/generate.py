@@ -12,9 +12,9 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from lstm_seq.vision.datasets import ImageFolderDataset, collate_folder
+from lstm_seq.vision.data.datasets import ImageFolderDataset, collate_folder
+from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, list_images
 from lstm_seq.vision.gallery import GalleryEntry, write_gallery
-from lstm_seq.vision.images import DEFAULT_MAX_PIXELS, list_images
 from lstm_seq.vision.module import CaptionModule
 
 log = logging.getLogger(__name__)

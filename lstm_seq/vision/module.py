@@ -16,15 +16,15 @@ import torch.nn.functional as F
 
 from lstm_seq.metrics.caption import caption_metrics
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
-from lstm_seq.vision.beam import Decoded, beam_search, greedy
+from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.decoder import (
     AttentionDecoder,
     CaptionDecoder,
     ShowTellDecoder,
     doubly_stochastic_penalty,
 )
+from lstm_seq.vision.decoding.beam import Decoded, beam_search, greedy
 from lstm_seq.vision.encoder import CNNEncoder
-from lstm_seq.vision.images import ImageTransform
 from lstm_seq.vision.vocab import Vocabulary
 
 DECODERS: dict[str, type[CaptionDecoder]] = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
@@ -42,7 +42,7 @@ class CaptionModule(pl.LightningModule):
         from 0 at ``sampling_start_epoch`` to ``sampling_max`` over ``sampling_ramp_epochs``.
     beam_size, max_len, length_penalty: test-time search.
     no_repeat_ngram, repeat_penalty, coverage_penalty: against captions that repeat themselves (see
-        :mod:`lstm_seq.vision.beam`): a word completing an n-gram already in the hypothesis loses
+        :mod:`lstm_seq.vision.decoding.beam`): a word completing an n-gram already in the hypothesis loses
         ``repeat_penalty`` nats (greedy and beam); finished beams gain β · the coverage of the grid by their
         attention. 0 turns each off. ``repeat_words``: penalise only n-grams ending in these words (None: all).
     word_dropout: in training, each input word (not ``<start>``) becomes ``<unk>`` with this probability, so

@@ -19,13 +19,13 @@ from torch.utils.data import DataLoader
 from lstm_seq.metrics.caption import java_metrics, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
-from lstm_seq.vision.augment import ImageAugment
-from lstm_seq.vision.corpus import Corpus
-from lstm_seq.vision.datasets import CaptionDataset, collate_captions
-from lstm_seq.vision.features import build_feature_cache
-from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.data.augment import ImageAugment
+from lstm_seq.vision.data.corpus import Corpus
+from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
+from lstm_seq.vision.data.images import ImageTransform
+from lstm_seq.vision.data.synth import COLOURS, SHAPES, novel_pair_recall
+from lstm_seq.vision.feature_cache import build_feature_cache
 from lstm_seq.vision.module import CaptionModule
-from lstm_seq.vision.synth import COLOURS, SHAPES, novel_pair_recall
 from lstm_seq.vision.vocab import Vocabulary
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_seq.audio.synth import SynthConfig, build_corpus
+from lstm_seq.audio.data.synth import SynthConfig, build_corpus
 
 TINY = SynthConfig(n_utterances=36, val_speakers=2, test_speakers=2, val_fraction=0.15, test_fraction=0.15)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_seq.audio.augment import (
+from lstm_seq.audio.data.augment import (
     AugmentConfig,
     Augmenter,
     band_limit,
@@ -21,10 +21,10 @@ from lstm_seq.audio.augment import (
     speed_perturb,
     warp_filterbanks,
 )
-from lstm_seq.audio.datamodule import ASRDataModule
-from lstm_seq.audio.decode import greedy_decode
+from lstm_seq.audio.data.datamodule import ASRDataModule
+from lstm_seq.audio.data.io import load_audio
+from lstm_seq.audio.decoding.decode import greedy_decode
 from lstm_seq.audio.features import MFCC, FeatureConfig
-from lstm_seq.audio.io import load_audio
 from lstm_seq.audio.module import ASRModule, ctc_feasible
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.training.sampler import SeededIndex

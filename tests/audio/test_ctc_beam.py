@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstm_seq.audio.ctc_beam import CTCBeamSearch
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder
-from lstm_seq.audio.lexicon import LexiconTrie
-from lstm_seq.audio.lm import write_arpa
-from lstm_seq.audio.ngram import NGramLM
+from lstm_seq.audio.decoding.ctc_beam import CTCBeamSearch
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.lexicon import LexiconTrie
+from lstm_seq.audio.decoding.lm import write_arpa
+from lstm_seq.audio.decoding.ngram import NGramLM
 from lstm_seq.audio.vocab import CharVocab
 
 TEXTS = [
@@ -188,7 +188,7 @@ def test_beam_search_works_with_flashlight_hidden(tmp_path: Path) -> None:
     code = (
         "import torch, sys\n"
         "from tests.audio.test_ctc_beam import TEXTS, V, batch, emissions\n"
-        "from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder\n"
+        "from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder\n"
         f"dec = BeamSearchDecoder(V, BeamConfig(beam_size=8), TEXTS, {str(tmp_path / 'w')!r})\n"
         "print(dec(*batch(emissions('go to the red car')))[0])\n"
         "try:\n"

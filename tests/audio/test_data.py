@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_seq.audio.bucketing import DurationBatchSampler
-from lstm_seq.audio.datasets import SpeechDataset, collate
-from lstm_seq.audio.manifest import Utterance
+from lstm_seq.audio.data.bucketing import DurationBatchSampler
+from lstm_seq.audio.data.datasets import SpeechDataset, collate
+from lstm_seq.audio.data.manifest import Utterance
 from lstm_seq.audio.vocab import CharVocab
 
 from .conftest import speechlike

@@ -91,8 +91,8 @@ def test_mfcc_module_on_device_buffers_not_in_state_dict() -> None:
 
 
 def test_backends_agree_on_synthetic_speech(tiny_corpus: dict) -> None:
-    from lstm_seq.audio.io import load_audio
-    from lstm_seq.audio.manifest import read_manifest
+    from lstm_seq.audio.data.io import load_audio
+    from lstm_seq.audio.data.manifest import read_manifest
 
     cfg = FeatureConfig()
     waves = [load_audio(u.audio_filepath) for u in read_manifest(tiny_corpus["test"])[:3]]

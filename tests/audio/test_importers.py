@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_seq.audio.importers import (
+from lstm_seq.audio.data.importers import (
     DatasetLayoutError,
     import_commonvoice,
     import_librispeech,
     import_ljspeech,
 )
-from lstm_seq.audio.io import load_audio
-from lstm_seq.audio.manifest import read_manifest
+from lstm_seq.audio.data.io import load_audio
+from lstm_seq.audio.data.manifest import read_manifest
 
 from .conftest import speechlike
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_seq.audio.io import AudioReadError, audio_info, find_audio_files, is_silent, load_audio
-from lstm_seq.audio.manifest import ManifestError, Utterance, read_manifest, write_manifest
+from lstm_seq.audio.data.io import AudioReadError, audio_info, find_audio_files, is_silent, load_audio
+from lstm_seq.audio.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 from .conftest import speechlike
 

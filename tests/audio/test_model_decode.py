@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import lstm_seq
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder, greedy_decode
-from lstm_seq.audio.lm import estimate_arpa
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.lm import estimate_arpa
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.module import ctc_feasible
 from lstm_seq.audio.vocab import CharVocab

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from lstm_seq.audio.grammar import TEMPLATES, sample_sentence, vocabulary
-from lstm_seq.audio.manifest import read_manifest
-from lstm_seq.audio.synth import SynthConfig, build_corpus, make_speakers
+from lstm_seq.audio.data.grammar import TEMPLATES, sample_sentence, vocabulary
+from lstm_seq.audio.data.manifest import read_manifest
+from lstm_seq.audio.data.synth import SynthConfig, build_corpus, make_speakers
 from lstm_seq.audio.vocab import CharVocab
 
 from .conftest import TINY

@@ -46,7 +46,7 @@ def test_transcribe_dir_writes_a_line_per_file(audio_dir: Path, tmp_path: Path) 
 
 def test_chunked_equals_whole_for_a_short_file(audio_dir: Path) -> None:
     m = _tiny()
-    from lstm_seq.audio.io import load_audio
+    from lstm_seq.audio.data.io import load_audio
 
     wave = load_audio(audio_dir / "speech.wav")
     assert Transcriber(m, chunk_s=20.0).transcribe_wave(wave) == Transcriber(m, chunk_s=1.6).transcribe_wave(

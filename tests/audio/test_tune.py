@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstm_seq.audio.datasets import Batch
-from lstm_seq.audio.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.data.datasets import Batch
+from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.tune import Emissions, collect_emissions, tune_beam
 from lstm_seq.audio.module import ASRModule, load_checkpoint, store_decode_settings
 from lstm_seq.audio.recipe import attach_decoding, beam_config
-from lstm_seq.audio.tune import Emissions, collect_emissions, tune_beam
 from lstm_seq.audio.vocab import CharVocab
 
 LM_TEXTS = ["the red door"] * 20 + ["the rad cup"] * 2  # "red" is ten times likelier than "rad" after "the"

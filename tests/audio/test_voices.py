@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_seq.audio.synth import SynthConfig, generate_voice, make_speakers
+from lstm_seq.audio.data.synth import SynthConfig, generate_voice, make_speakers
 
 
 def test_voice_generation_is_deterministic_and_varied() -> None:
@@ -48,8 +48,8 @@ def test_generated_voice_is_spoken(tmp_path: Path) -> None:
 
     code = (
         "import random,sys\n"
-        "from lstm_seq.audio.espeak import ESpeak, voice_data_dir\n"
-        "from lstm_seq.audio.synth import generate_voice\n"
+        "from lstm_seq.audio.data.espeak import ESpeak, voice_data_dir\n"
+        "from lstm_seq.audio.data.synth import generate_voice\n"
         "d = voice_data_dir(sys.argv[1], {'spk0003': generate_voice(random.Random('voice-0-3'), 'spk0003')})\n"
         "e = ESpeak.get(d)\n"
         "a = e.synth('turn left', 'en-gb-scotland+spk0003'); b = e.synth('turn left', 'en-us+m3')\n"
@@ -62,7 +62,7 @@ def test_generated_voice_is_spoken(tmp_path: Path) -> None:
 
 
 def test_generated_corpus_regenerates_byte_identically(tmp_path: Path) -> None:
-    from lstm_seq.audio.synth import build_corpus
+    from lstm_seq.audio.data.synth import build_corpus
 
     from .test_synth import _digest
 

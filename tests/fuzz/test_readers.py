@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from lstm_seq.audio.io import AudioReadError, audio_info, load_audio
-from lstm_seq.audio.manifest import ManifestError, read_manifest
-from lstm_seq.vision.datasets import read_coco, read_flickr, read_karpathy
-from lstm_seq.vision.images import ImageLoadError, load_image
+from lstm_seq.audio.data.io import AudioReadError, audio_info, load_audio
+from lstm_seq.audio.data.manifest import ManifestError, read_manifest
+from lstm_seq.vision.data.formats import read_coco, read_flickr, read_karpathy
+from lstm_seq.vision.data.images import ImageLoadError, load_image
 from tests.fuzz.conftest import FUZZ, damaged
 
 pytestmark = pytest.mark.timeout(120)

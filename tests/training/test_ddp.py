@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstm_seq.vision.corpus import SMOKE_SCENES
+from lstm_seq.vision.data.corpus import SMOKE_SCENES
 from tests.training._pipeline import metrics, run
 
 SMALL_ASR = ["decode=greedy", "plot_utterances=0", "model.hidden_size=32", "model.num_layers=1"]

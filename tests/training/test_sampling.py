@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from lstm_seq.audio.bucketing import DurationBatchSampler
+from lstm_seq.audio.data.bucketing import DurationBatchSampler
 from lstm_seq.training.sampler import SeededIndex, ShuffledBatchSampler
 from lstm_seq.training.sharding import balance, shard
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
 

@@ -10,10 +10,18 @@ import pytest
 import torch
 
 from lstm_seq.training.sampler import SeededIndex
-from lstm_seq.vision.augment import Geometry, ImageAugment, augment_scene, draw_geometry, jitter_with, warp
-from lstm_seq.vision.datasets import CaptionDataset, scene_items
-from lstm_seq.vision.images import ImageTransform
-from lstm_seq.vision.synth import (
+from lstm_seq.vision.data.augment import (
+    Geometry,
+    ImageAugment,
+    augment_scene,
+    draw_geometry,
+    jitter_with,
+    warp,
+)
+from lstm_seq.vision.data.datasets import CaptionDataset
+from lstm_seq.vision.data.formats import scene_items
+from lstm_seq.vision.data.images import ImageTransform
+from lstm_seq.vision.data.synth import (
     COLOURS,
     SceneConfig,
     SceneObject,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks.caption_robustness import held_out_set, main
-from lstm_seq.vision.synth import held_out_pairs
+from lstm_seq.vision.data.synth import held_out_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
 

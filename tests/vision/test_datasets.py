@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lstm_seq.vision.corpus import load_corpus
-from lstm_seq.vision.datasets import CaptionDataset, collate_captions, read_coco, read_flickr, read_karpathy
-from lstm_seq.vision.images import ImageTransform
+from lstm_seq.vision.data.corpus import load_corpus
+from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
+from lstm_seq.vision.data.formats import read_coco, read_flickr, read_karpathy
+from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.vocab import Vocabulary
 
 
@@ -138,7 +139,7 @@ def test_caption_dataset_and_collate_drop_bad_images(tmp_path: Path) -> None:
 def test_array_backed_items_and_caption_sampling() -> None:
     corpus_imgs = np.zeros((2, 32, 32, 3), dtype=np.uint8)
     corpus_imgs[1] = 255
-    from lstm_seq.vision.datasets import CaptionItem
+    from lstm_seq.vision.data.formats import CaptionItem
 
     items = [CaptionItem("#1", ["a b", "c d", "e f"], "train", "s1")]
     vocab = Vocabulary.build(["a b c d e f"])

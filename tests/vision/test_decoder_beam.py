@@ -6,8 +6,14 @@ import pytest
 import torch
 
 import lstm_seq
-from lstm_seq.vision.beam import beam_search, coverage_score, greedy, length_penalty, repeated_ngram_mask
 from lstm_seq.vision.decoder import AttentionDecoder, ShowTellDecoder, doubly_stochastic_penalty
+from lstm_seq.vision.decoding.beam import (
+    beam_search,
+    coverage_score,
+    greedy,
+    length_penalty,
+    repeated_ngram_mask,
+)
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
 

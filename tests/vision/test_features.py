@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lstm_seq.vision.datasets import CaptionDataset, collate_captions, scene_items
+from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
+from lstm_seq.vision.data.formats import scene_items
+from lstm_seq.vision.data.images import ImageTransform
+from lstm_seq.vision.data.synth import SceneConfig, generate
 from lstm_seq.vision.encoder import CNNEncoder
-from lstm_seq.vision.features import build_feature_cache
-from lstm_seq.vision.images import ImageTransform
-from lstm_seq.vision.synth import SceneConfig, generate
+from lstm_seq.vision.feature_cache import build_feature_cache
 from lstm_seq.vision.vocab import Vocabulary
 
 

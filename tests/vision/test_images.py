@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lstm_seq.vision.images import ImageLoadError, ImageTransform, list_images, load_image
+from lstm_seq.vision.data.images import ImageLoadError, ImageTransform, list_images, load_image
 
 
 def _png(path: Path, img: Image.Image, **kw: object) -> Path:

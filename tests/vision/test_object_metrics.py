@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lstm_seq.metrics.caption import mentioned_objects, object_metrics
-from lstm_seq.vision.synth import COLOURS, SHAPES
+from lstm_seq.vision.data.synth import COLOURS, SHAPES
 
 
 def _objs(*pairs: str) -> list[dict[str, str]]:

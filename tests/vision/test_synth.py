@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_seq.vision.synth import (
+from lstm_seq.vision.data.synth import (
     BACKGROUNDS,
     COLOURS,
     MIN_VISIBLE,

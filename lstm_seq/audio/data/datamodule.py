@@ -14,10 +14,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
-from lstm_seq.audio.augment import AugmentConfig, Augmenter
-from lstm_seq.audio.bucketing import DurationBatchSampler
-from lstm_seq.audio.datasets import SpeechDataset, collate
-from lstm_seq.audio.manifest import read_manifest
+from lstm_seq.audio.data.augment import AugmentConfig, Augmenter
+from lstm_seq.audio.data.bucketing import DurationBatchSampler
+from lstm_seq.audio.data.datasets import SpeechDataset, collate
+from lstm_seq.audio.data.manifest import read_manifest
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.training.resume import ResumableDataLoader
 

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lstm_seq.audio.augment import Augmenter
-from lstm_seq.audio.io import AudioReadError, audio_info, is_silent, load_audio
-from lstm_seq.audio.manifest import Utterance
+from lstm_seq.audio.data.augment import Augmenter
+from lstm_seq.audio.data.io import AudioReadError, audio_info, is_silent, load_audio
+from lstm_seq.audio.data.manifest import Utterance
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.training.sampler import SeededIndex
 

@@ -4,12 +4,12 @@
   mirrors every object (left ↔ right, so the left-to-right order of the objects reverses), a zoom about the
   centre by ``1 ± scale`` and a shift by up to ``translate`` of the side, clamped so that every object stays
   inside the frame. The captions are then re-rendered from the moved objects with the corpus's own templates
-  (:func:`lstm_seq.vision.synth.captions_for`): "left of", "above", "in the top left" and the object order
+  (:func:`lstm_seq.vision.data.synth.captions_for`): "left of", "above", "in the top left" and the object order
   are those of the augmented image by construction. Zoom and shift are uniform and positive, so "above" and
   "left of" never change; ``scale`` ≤ 0.1 keeps every radius inside its size class.
 - **Colour** (any data): brightness, contrast and saturation factors in ``1 ± x`` and a hue rotation of up to
   ``hue`` of the circle, small enough that every colour keeps its name (tested on the corpus's extreme
-  shades with :func:`lstm_seq.vision.synth.colour_name`).
+  shades with :func:`lstm_seq.vision.data.synth.colour_name`).
 
 Every draw comes from ``numpy.random.default_rng([seed, 1])`` where ``seed`` is the sample's
 :class:`~lstm_seq.training.sampler.SeededIndex` seed, a function of (run seed, epoch, index): the same with
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lstm_seq.vision.synth import SceneObject, captions_for
+from lstm_seq.vision.data.synth import SceneObject, captions_for
 
 
 @dataclass

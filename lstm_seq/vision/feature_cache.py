@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lstm_seq.atomic import write_atomic
-from lstm_seq.vision.datasets import CaptionDataset
+from lstm_seq.vision.data.datasets import CaptionDataset
 from lstm_seq.vision.encoder import CNNEncoder
 
 

@@ -20,8 +20,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from lstm_seq.audio.io import AudioReadError, audio_info
-from lstm_seq.audio.manifest import Utterance, write_manifest
+from lstm_seq.audio.data.io import AudioReadError, audio_info
+from lstm_seq.audio.data.manifest import Utterance, write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lstm_seq.audio.ngram import NGramLM
+from lstm_seq.audio.decoding.ngram import NGramLM
 
 
 class LexiconTrie:

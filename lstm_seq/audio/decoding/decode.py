@@ -2,14 +2,14 @@
 
 Beam search has two backends with the same settings and the same ARPA file and lexicon:
 
-- ``torch`` (default): :class:`~lstm_seq.audio.ctc_beam.CTCBeamSearch`, our batched lexicon-trie beam search
-  with the LM read into tensors (:mod:`lstm_seq.audio.ngram`). It needs nothing beyond torch, so it installs
+- ``torch`` (default): :class:`~lstm_seq.audio.decoding.ctc_beam.CTCBeamSearch`, our batched lexicon-trie beam search
+  with the LM read into tensors (:mod:`lstm_seq.audio.decoding.ngram`). It needs nothing beyond torch, so it installs
   on every Python torch supports, and runs on the CPU or on the emissions' GPU.
 - ``flashlight``: torchaudio's ``ctc_decoder`` (flashlight-text's C++ beam search with KenLM), an optional
   extra (``pip install -e ".[flashlight]"``; its wheels stop at CPython 3.12).
 
 benchmarks/asr_decoder.py compares them on the same saved emissions (WER and speed; benchmarks/RESULTS.md).
-The LM is estimated from the training transcripts by :mod:`lstm_seq.audio.lm`.
+The LM is estimated from the training transcripts by :mod:`lstm_seq.audio.decoding.lm`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstm_seq.audio.ctc_beam import CTCBeamSearch
-from lstm_seq.audio.lexicon import LexiconTrie
-from lstm_seq.audio.lm import write_arpa
-from lstm_seq.audio.ngram import NGramLM
+from lstm_seq.audio.decoding.ctc_beam import CTCBeamSearch
+from lstm_seq.audio.decoding.lexicon import LexiconTrie
+from lstm_seq.audio.decoding.lm import write_arpa
+from lstm_seq.audio.decoding.ngram import NGramLM
 from lstm_seq.audio.vocab import CharVocab
 
 BACKENDS = ("torch", "flashlight")

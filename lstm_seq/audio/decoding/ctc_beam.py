@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lstm_seq.audio.lexicon import LexiconTrie
-from lstm_seq.audio.ngram import NGramLM
+from lstm_seq.audio.decoding.lexicon import LexiconTrie
+from lstm_seq.audio.decoding.ngram import NGramLM
 
 _MIX = 0x9E3779B97F4A7C15 - (1 << 64)  # an odd 64-bit multiplier (golden ratio), as a signed int64
 

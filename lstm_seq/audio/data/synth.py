@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from lstm_seq.audio.espeak import ESpeak, voice_data_dir
-from lstm_seq.audio.grammar import sample_sentence
-from lstm_seq.audio.io import resample
-from lstm_seq.audio.manifest import Utterance, write_manifest
+from lstm_seq.audio.data.espeak import ESpeak, voice_data_dir
+from lstm_seq.audio.data.grammar import sample_sentence
+from lstm_seq.audio.data.io import resample
+from lstm_seq.audio.data.manifest import Utterance, write_manifest
 
 ACCENTS = (
     "en-us",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from lstm_seq.atomic import write_atomic
-from lstm_seq.audio.io import AudioReadError, audio_info
+from lstm_seq.audio.data.io import AudioReadError, audio_info
 from lstm_seq.text_files import read_utf8
 
 

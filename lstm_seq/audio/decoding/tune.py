@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lstm_seq.audio.decode import BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.decode import BeamSearchDecoder, greedy_decode
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
 
@@ -49,7 +49,7 @@ def collect_emissions(
     module: torch.nn.Module, loader: Iterable, device: torch.device | str = "cpu"
 ) -> Emissions:
     """Run ``module`` (an :class:`~lstm_seq.audio.module.ASRModule`: waveforms → (B, T, V) log-posteriors)
-    over ``loader``'s :class:`~lstm_seq.audio.datasets.Batch` items (``None`` batches are skipped)."""
+    over ``loader``'s :class:`~lstm_seq.audio.data.datasets.Batch` items (``None`` batches are skipped)."""
     was_training = module.training
     module.eval().to(device)
     out = Emissions()

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from lstm_seq.vision.datasets import CaptionItem, read_coco, read_flickr, read_karpathy, scene_items
-from lstm_seq.vision.synth import SceneConfig, load_or_generate
+from lstm_seq.vision.data.formats import CaptionItem, read_coco, read_flickr, read_karpathy, scene_items
+from lstm_seq.vision.data.synth import SceneConfig, load_or_generate
 
 SMOKE_SCENES = {"n_train": 96, "n_val": 16, "n_test": 24}
 SMOKE_ITEMS = 32  # per split for real datasets in smoke mode

@@ -1,0 +1,16 @@
+"""Speech recognition: audio → MFCC → conv subsampling → :class:`lstm_seq.LSTM` → CTC → text.
+
+Where things are (the same shape as :mod:`lstm_seq.vision`):
+
+- ``data/``: reading audio (``io``), manifests and importers of LibriSpeech/Common Voice/LJSpeech, the embedded
+  eSpeak NG corpus (``grammar``, ``espeak``, ``synth``), waveform augmentation (``augment``), datasets,
+  duration buckets and the Lightning data module.
+- ``vocab.py``: the character vocabulary and transcript normalisation.
+- ``features.py``: MFCC (+ CMVN) and SpecAugment.
+- ``model.py``: the acoustic model; ``module.py``: the LightningModule (the CTC loss, WER/CER evaluation,
+  checkpoint loading with :meth:`~lstm_seq.audio.module.ASRModule.load`).
+- ``decoding/``: the word n-gram LM built from transcripts (``lm``) and read from ARPA (``ngram``), the lexicon
+  trie, the CTC beam search, greedy/beam decoders (``decode``) and the LM-weight tuning (``tune``).
+- ``recipe.py``: the runs (prepare, train, test, transcribe) that ``python -m pipelines.asr`` calls;
+  ``transcribe.py``: a folder of audio files → ``transcripts.jsonl``; ``plots.py``: pictures after training.
+"""

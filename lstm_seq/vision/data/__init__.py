@@ -1,0 +1,1 @@
+"""Caption data: file formats, image loading, the embedded scene corpus, augmentation, datasets."""

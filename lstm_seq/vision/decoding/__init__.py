@@ -1,0 +1,1 @@
+"""Caption decoding: greedy and batched beam search over a decoder's ``step``."""
