@@ -33,16 +33,14 @@ from torch import Tensor
 
 from lstm_seq.kernels import triton_ln_lstm
 from lstm_seq.layerwise import reverse_index, reverse_within_lengths
-from lstm_seq.reference import DirectionWeights, input_projection, stack_layers, valid_mask
-
-LN_EPS = 1e-5
+from lstm_seq.reference import LN_EPS, DirectionWeights, input_projection, stack_layers, valid_mask
 
 # (gates (B, G) after activation, n_hh (B, G), rstd_hh (B, 1), n_c (B, H), rstd_c (B, 1))
 Saved = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
 def _norm(x: Tensor) -> tuple[Tensor, Tensor]:
-    """x (B, N) → (x - mean) * rstd and rstd (B, 1), biased variance, eps 1e-5."""
+    """x (B, N) → (x - mean) * rstd and rstd (B, 1), biased variance, eps ``LN_EPS``."""
     mean = x.mean(-1, keepdim=True)
     var = (x - mean).pow(2).mean(-1, keepdim=True)
     rstd = torch.rsqrt(var + LN_EPS)

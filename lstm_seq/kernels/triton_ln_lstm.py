@@ -10,10 +10,10 @@ Shapes: B batch, H hidden size, G = 4H; every tensor contiguous.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
+
+from lstm_seq.reference import LN_EPS
 
 try:
     import triton
@@ -22,8 +22,6 @@ except ImportError:  # pragma: no cover - triton ships with torch's CUDA wheels
     triton = None  # type: ignore[assignment]
     tl = None  # type: ignore[assignment]
 
-LN_EPS = 1e-5
-
 
 def available() -> bool:
     """True when Triton can be imported."""
@@ -31,9 +29,13 @@ def available() -> bool:
 
 
 if triton is not None:
+    # A jit function may read a module-level name only if it is a constexpr (compiling for a GPU
+    # raises NameError otherwise; the interpreter does not check), and Triton resolves the names in
+    # annotations too: hence this alias and the unannotated helper below.
+    _EPS = tl.constexpr(LN_EPS)
 
     @triton.jit
-    def _tanh(x: Any) -> Any:
+    def _tanh(x):
         return 2.0 * tl.sigmoid(2.0 * x) - 1.0
 
     @triton.jit
@@ -56,7 +58,7 @@ if triton is not None:
         dg = tl.where(ok, zg - mean, 0.0)
         do = tl.where(ok, zo - mean, 0.0)
         var = (tl.sum(di * di) + tl.sum(df * df) + tl.sum(dg * dg) + tl.sum(do * do)) / (4 * H)
-        rstd = 1.0 / tl.sqrt(var + LN_EPS)
+        rstd = 1.0 / tl.sqrt(var + _EPS)
         ni, nf, ng, no = di * rstd, df * rstd, dg * rstd, do * rstd
         ai = tl.load(p_ptr + g_base + offs, mask=ok, other=0.0).to(tl.float32)
         af = tl.load(p_ptr + g_base + H + offs, mask=ok, other=0.0).to(tl.float32)
@@ -74,7 +76,7 @@ if triton is not None:
         c = f * c_prev + i * g
         c_mean = tl.sum(tl.where(ok, c, 0.0)) / H
         c_d = tl.where(ok, c - c_mean, 0.0)
-        c_rstd = 1.0 / tl.sqrt(tl.sum(c_d * c_d) / H + LN_EPS)
+        c_rstd = 1.0 / tl.sqrt(tl.sum(c_d * c_d) / H + _EPS)
         n_c = c_d * c_rstd
         m = tl.load(g_c_ptr + offs, mask=ok, other=0.0) * n_c + tl.load(b_c_ptr + offs, mask=ok, other=0.0)
         h = o * _tanh(m)

@@ -120,3 +120,24 @@ def test_triton_kernels_in_the_interpreter_match_torch() -> None:
     assert errs.pop("used_triton") is True
     for name, err in errs.items():  # max abs error (steps), max error / max magnitude (module)
         assert err < 1e-5, (name, err)
+
+
+@pytest.mark.skipif(not triton_ln_lstm.available(), reason="triton is not installed")
+@pytest.mark.parametrize("kernel", ["_fwd_kernel", "_bwd_kernel"])
+def test_triton_kernels_compile_for_a_gpu(
+    kernel: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interpreter runs a kernel as Python and accepts what a GPU compile refuses (e.g. a
+    module-level float read inside the kernel, or a name in an annotation): so compile both kernels
+    for an sm_90 target too, which needs no GPU."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    fn = getattr(triton_ln_lstm, kernel)
+    signature = {name: "*fp32" for name in fn.arg_names if name.endswith("_ptr")}
+    signature |= {"H": "constexpr", "BLOCK": "constexpr"}
+    src = ASTSource(fn=fn, signature=signature, constexprs={"H": 6, "BLOCK": 8})
+    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32))
+    assert "ttir" in compiled.asm
