@@ -104,12 +104,6 @@ class AcousticModel(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.hidden_size * (2 if cfg.bidirectional else 1), vocab_size)
 
-    def output_lengths(self, frames: Tensor) -> Tensor:
-        """Output steps T' for ``frames`` input frames."""
-        for _ in range({1: 0, 2: 1, 4: 2}[self.cfg.subsample]):
-            frames = (frames - 1).div(2, rounding_mode="floor") + 1
-        return frames
-
     def forward(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
         x, lengths = self.subsample(feats, frames)  # (B, T', F')
         lengths = lengths.clamp(min=1)

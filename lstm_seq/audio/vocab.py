@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 BLANK = "<blank>"
@@ -118,8 +118,3 @@ class CharVocab:
 
     def __hash__(self) -> int:
         return hash(self.symbols)
-
-
-def words(texts: Sequence[str]) -> list[str]:
-    """Sorted distinct words of ``texts``."""
-    return sorted({w for t in texts for w in t.split()})

@@ -93,9 +93,9 @@ def coverage_score(cov: torch.Tensor) -> torch.Tensor:
     return cov.clamp(0.01, 1.0).log().mean(-1)
 
 
-def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
-    """GNMT's ``((5 + len) / 6) ** alpha``; alpha = 0 → plain log-probability sums."""
-    return ((5.0 + length.float()) / 6.0) ** alpha
+def length_penalty(length: torch.Tensor, exponent: float) -> torch.Tensor:
+    """GNMT's ``((5 + len) / 6) ** exponent`` (GNMT's α); 0 → plain log-probability sums."""
+    return ((5.0 + length.float()) / 6.0) ** exponent
 
 
 @torch.no_grad()
@@ -150,7 +150,7 @@ def beam_search(
     pad_id: int,
     beam_size: int = 3,
     max_len: int = 20,
-    alpha: float = 0.0,
+    length_exponent: float = 0.0,
     no_repeat_ngram: int = 0,
     repeat_penalty: float = 0.0,
     coverage_penalty: float = 0.0,
@@ -163,7 +163,8 @@ def beam_search(
         grid: (B, L, C) encoder grid; pooled: (B, C).
         beam_size: K.
         max_len: most words per caption (``<end>`` not counted).
-        alpha: length-penalty exponent (:func:`length_penalty`); larger favours longer captions.
+        length_exponent: length-penalty exponent (:func:`length_penalty`; GNMT's α, the config's
+            ``length_penalty``); larger favours longer captions. (``alpha`` in this file is attention.)
         no_repeat_ngram, repeat_penalty: a word that completes an n-gram already in its hypothesis loses
             ``repeat_penalty`` nats (``inf``: forbidden); 0 = off. ``repeat_only`` (V,) bool: only n-grams
             ending in these words (e.g. the shape words with n = 2: a repeated "<colour> <shape>").
@@ -207,7 +208,7 @@ def beam_search(
             prev_att = att[rows, src_beam]
             prev_att[:, :, t] = alpha_t.view(b, k, -1)[rows, src_beam]
         # finished candidates enter the pool with their normalised score
-        norm = top_s / length_penalty(torch.full_like(top_s, t), alpha)
+        norm = top_s / length_penalty(torch.full_like(top_s, t), length_exponent)
         if coverage_penalty > 0 and att is not None and alpha_t is not None:
             norm = norm + coverage_penalty * coverage_score(prev_att[:, :, : t + 1].sum(2))
         new_fin = torch.where(is_end & torch.isfinite(top_s), norm, neg_inf)
@@ -228,9 +229,9 @@ def beam_search(
         state = (state[0].index_select(1, flat_src), state[1].index_select(1, flat_src))
         tok = word[rows, keep].view(-1)
         # stop when no alive beam can beat the worst pooled hypothesis of any image
-        if alpha > 0:
+        if length_exponent > 0:
             best_possible = beam_scores[:, 0] / length_penalty(
-                torch.full_like(beam_scores[:, 0], max_len), alpha
+                torch.full_like(beam_scores[:, 0], max_len), length_exponent
             )
         else:
             best_possible = beam_scores[:, 0]
@@ -238,7 +239,9 @@ def beam_search(
             break
     # fallback: images with no finished hypothesis take their best alive one (cut at max_len)
     has_fin = torch.isfinite(fin_scores[:, 0])
-    alive_norm = beam_scores[:, 0] / length_penalty(torch.full_like(beam_scores[:, 0], max_len), alpha)
+    alive_norm = beam_scores[:, 0] / length_penalty(
+        torch.full_like(beam_scores[:, 0], max_len), length_exponent
+    )
     tokens = torch.where(has_fin[:, None], fin_seqs[:, 0], seqs[:, 0])
     lengths = torch.where(has_fin, fin_len[:, 0], torch.full_like(fin_len[:, 0], max_len))
     scores = torch.where(has_fin, fin_scores[:, 0], alive_norm)
