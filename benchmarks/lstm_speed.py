@@ -1,14 +1,18 @@
 """Time lstm_seq.LSTM against torch.nn.LSTM on named shapes, forward and forward+backward.
 
-Each case first checks that both modules (same weights) give the same outputs, then times them
-side by side: warm-up, then the median of ``--repeats`` runs (CUDA events on a GPU,
-``perf_counter`` on CPU). Prints a table and writes ``benchmarks/results/<date>-<device>.json``
-(schema in benchmarks/RESULTS.md).
+Before a shape is timed, every backend that will be timed on it is checked (:func:`check`) against an
+independent float64 computation — nn.LSTM for plain LSTMs, for LayerNorm the equations written out in
+this file and run on each sequence alone — on the shape's I, H, L and D with T and B cut to 16 and 4,
+with and without ``lengths``: outputs, h_n, c_n, the input gradient and every weight gradient, in
+float64 and in each timed precision. Then the variants are timed side by side: warm-up, then the
+median of ``--repeats`` runs (CUDA events on a GPU, ``perf_counter`` on CPU). Prints a table and
+writes ``benchmarks/results/<date>-<device>.json`` (schema in benchmarks/RESULTS.md).
 
     python benchmarks/lstm_speed.py                       # every shape; fp32 (+ bf16 on a GPU)
     python benchmarks/lstm_speed.py --shapes cap-dec 1layer --repeats 5 --with-reference
     python benchmarks/lstm_speed.py --quick               # shapes cut down 8x in T and B (a smoke run)
     python benchmarks/lstm_speed.py --also fused layerwise --lengths   # more backends; padded batches too
+    python benchmarks/lstm_speed.py --shapes ln-1layer --also ln_kernel --with-reference   # LayerNorm backends
 
 ``--lengths`` adds a "<shape>+len" case per shape: lengths drawn in [T/2, T]; ours gets ``lengths=``,
 nn.LSTM gets the same batch packed (the packing is inside the timed region for both, as in use).
@@ -34,6 +38,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstm_seq
+from lstm_seq.reference import LN_EPS
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,14 @@ def write_result(out_dir: Path, device: str, suffix: str, **fields: object) -> P
     return path
 
 
+def supports(backend: str, shape: Shape) -> bool:
+    """Whether ``backend`` runs ``shape`` (``fused``/``layerwise`` have no LayerNorm; ``ln_kernel`` is only
+    LayerNorm)."""
+    if shape.layer_norm:
+        return backend not in ("fused", "layerwise")
+    return backend != "ln_kernel"
+
+
 def build(shape: Shape, device: torch.device, backend: str) -> tuple[nn.LSTM, lstm_seq.LSTM]:
     kw = {"num_layers": shape.L, "bidirectional": shape.bidirectional}
     theirs = nn.LSTM(shape.I, shape.H, **kw).to(device)
@@ -111,25 +124,137 @@ def precision(dtype: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-def check(shape: Shape, device: torch.device, backend: str) -> float:
-    """Max abs difference between ours and nn.LSTM (float64, T cut to 16 steps, B to 4); LayerNorm
-    cases are checked against the reference backend instead (nn.LSTM has no LayerNorm)."""
+CHECK_T, CHECK_B = 16, 4  # the correctness check runs each case on T and B cut to these (full I, H, L, D)
+# max |ours - truth| / max |truth| allowed per quantity: float64 (same maths, other order of operations), and the
+# timed precision against the float64 truth (fp32 rounding; bf16 autocast keeps 8 bits of mantissa)
+CHECK_TOL = {"f64": 1e-9, "fp32": 1e-3, "bf16": 0.1}
+
+
+def _ln(z: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """LayerNorm over the last axis, written out: (z - mean) / sqrt(biased var + eps) * gain (+ bias)."""
+    mean = z.mean(-1, keepdim=True)
+    var = ((z - mean) ** 2).mean(-1, keepdim=True)
+    out = (z - mean) / torch.sqrt(var + LN_EPS) * gain
+    return out if bias is None else out + bias
+
+
+def ln_lstm_one_sequence(
+    x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, p: dict[str, torch.Tensor], layers: int, dirs: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The LayerNorm LSTM of ``lstm_seq/lstm.py``'s docstring on ONE unpadded sequence, step by step, from
+    the equations (no lstm_seq code): the independent ground truth for the LayerNorm cases.
+
+    x: (n, I); h0, c0: (L*D, H); p: the module's parameters by name. Returns output (n, D*H), h_n and
+    c_n (L*D, H).
+    """
+    layer_in, h_n, c_n = x, [], []
+    for layer in range(layers):
+        outs = []
+        for d in range(dirs):
+            sfx = f"l{layer}" + ("_reverse" if d else "")
+            h, c = h0[layer * dirs + d], c0[layer * dirs + d]
+            steps = range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])
+            out: list[torch.Tensor] = [x.new_empty(0)] * x.shape[0]
+            for t in steps:
+                a = _ln(p[f"weight_ih_{sfx}"] @ layer_in[t], p[f"ln_ih_weight_{sfx}"]) + p[f"bias_ih_{sfx}"]
+                a = a + _ln(p[f"weight_hh_{sfx}"] @ h, p[f"ln_hh_weight_{sfx}"]) + p[f"bias_hh_{sfx}"]
+                i, f, g, o = a.chunk(4)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(_ln(c, p[f"ln_c_weight_{sfx}"], p[f"ln_c_bias_{sfx}"]))
+                out[t] = h
+            outs.append(torch.stack(out))
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = torch.cat(outs, -1)
+    return layer_in, torch.stack(h_n), torch.stack(c_n)
+
+
+def _truth(
+    shape: Shape,
+    theirs: nn.LSTM,
+    ours: lstm_seq.LSTM,
+    x: torch.Tensor,
+    hx: tuple,
+    lengths: torch.Tensor | None,
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """Float64 outputs [out, h_n, c_n] and the parameters they were computed from, by an implementation that
+    is not lstm_seq: nn.LSTM (on the packed batch when there are lengths), or for LayerNorm
+    :func:`ln_lstm_one_sequence` on each sequence alone."""
+    if not shape.layer_norm:
+        params = dict(theirs.named_parameters())
+        if lengths is None:
+            out, (h, c) = theirs(x, hx)
+        else:
+            out, (h, c) = theirs(pack_padded_sequence(x, lengths, enforce_sorted=False), hx)
+            out = pad_packed_sequence(out, total_length=x.shape[0])[0]
+        return [out, h, c], params
+    params = {k: v.detach().clone().requires_grad_() for k, v in ours.named_parameters()}
+    dirs = 2 if shape.bidirectional else 1
+    full = [x.shape[0]] * x.shape[1] if lengths is None else lengths.tolist()
+    outs, hs, cs = [], [], []
+    for b, n in enumerate(full):
+        o, h, c = ln_lstm_one_sequence(x[:n, b], hx[0][:, b], hx[1][:, b], params, shape.L, dirs)
+        outs.append(torch.cat([o, o.new_zeros(x.shape[0] - n, o.shape[1])]))
+        hs.append(h)
+        cs.append(c)
+    return [torch.stack(outs, 1), torch.stack(hs, 1), torch.stack(cs, 1)], params
+
+
+def _rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.double() - want).abs().max() / want.abs().max().clamp_min(1e-30)).item()
+
+
+def check(shape: Shape, device: torch.device, backend: str, dtype: str) -> dict[str, float]:
+    """Before a case is timed: ours (``backend``) against an independent float64 computation, on the case's
+    I, H, L and D with T and B cut to ``CHECK_T``, ``CHECK_B``; with and without ``lengths`` (a padded batch,
+    one sequence full); random h0/c0 and, for LayerNorm, random LayerNorm parameters. Compared: output,
+    h_n, c_n, the input gradient and every weight gradient of a loss that weights all of them randomly.
+    Returns the largest relative error (max abs difference / max magnitude) in float64 (``"f64"``) and in
+    the timed precision (``dtype``: ours in fp32, or under bf16 autocast, against the same float64 truth).
+    """
     small = Shape(
-        min(shape.B, 4), min(shape.T, 16), shape.I, shape.H, shape.L, shape.bidirectional, shape.layer_norm
-    )
+        min(shape.B, CHECK_B), min(shape.T, CHECK_T), shape.I, shape.H, shape.L, shape.bidirectional,
+        shape.layer_norm,
+    )  # fmt: skip
     theirs, ours = build(small, device, backend)
     theirs, ours = theirs.double(), ours.double()
-    x = torch.randn(small.T, small.B, small.I, device=device, dtype=torch.float64)
-    with torch.no_grad():
-        if shape.layer_norm:
-            ref = lstm_seq.LSTM(small.I, small.H, small.L, bidirectional=small.bidirectional, layer_norm=True)
-            ref = ref.to(device).double()
-            ref.load_state_dict(ours.state_dict())
-            expected = ref(x)[0]
-        else:
-            expected = theirs(x)[0]
-        got = ours(x)[0]
-    return (got - expected).abs().max().item()
+    gen = torch.Generator().manual_seed(2)
+
+    def rand(*size: int, scale: float = 1.0) -> torch.Tensor:
+        return (scale * torch.randn(*size, generator=gen, dtype=torch.float64)).to(device)
+
+    if shape.layer_norm:
+        with torch.no_grad():
+            for name, p in ours.named_parameters():
+                if name.startswith("ln_"):
+                    p.add_(rand(*p.shape, scale=0.2))
+    dirs = 2 if small.bidirectional else 1
+    x = rand(small.T, small.B, small.I)
+    hx = (
+        rand(small.L * dirs, small.B, small.H, scale=0.5),
+        rand(small.L * dirs, small.B, small.H, scale=0.5),
+    )
+    lengths = torch.arange(small.T, small.T - small.B, -1).clamp_min(1)  # T, T-1, …: one full, others padded
+    weights = [rand(small.T, small.B, dirs * small.H), rand(*hx[0].shape), rand(*hx[1].shape)]
+    errs = {"f64": 0.0, dtype: 0.0}
+    for lens in (None, lengths):
+        xt = x.clone().requires_grad_()
+        want, params = _truth(small, theirs, ours, xt, hx, lens)
+        loss = sum((w * y).sum() for w, y in zip(weights, want, strict=True))
+        want += torch.autograd.grad(loss, [xt, *params.values()])
+        for prec in ("f64", dtype):
+            cast = torch.float64 if prec == "f64" else torch.float32
+            ours.to(cast)
+            named = dict(ours.named_parameters())
+            xg = x.to(cast).requires_grad_()
+            with precision(prec, device):
+                out, (h, c) = ours(xg, (hx[0].to(cast), hx[1].to(cast)), lengths=lens)
+            got = [out, h, c]
+            loss = sum((w.to(cast) * y.to(cast)).sum() for w, y in zip(weights, got, strict=True))
+            got += torch.autograd.grad(loss, [xg, *(named[n] for n in params)])
+            errs[prec] = max(errs[prec], *(_rel_err(a, b) for a, b in zip(got, want, strict=True)))
+        ours.double()
+    return errs
 
 
 def time_interleaved(
@@ -201,7 +326,11 @@ def main() -> None:
     parser.add_argument("--backend", default="auto", choices=lstm_seq.lstm.BACKENDS)
     parser.add_argument("--with-reference", action="store_true", help="also time backend='reference'")
     parser.add_argument(
-        "--also", nargs="*", default=[], choices=["fused", "layerwise"], help="also time these backends"
+        "--also",
+        nargs="*",
+        default=[],
+        choices=["fused", "layerwise", "ln_kernel"],
+        help="also time these backends (each on the shapes it supports)",
     )
     parser.add_argument("--lengths", action="store_true", help="add a padded-batch case per shape")
     parser.add_argument("--tag", default="", help="suffix of the result file name")
@@ -239,15 +368,27 @@ def main() -> None:
                 shape.bidirectional,
                 shape.layer_norm,
             )
-        err = max(check(shape, device, backend) for backend in (args.backend, *args.also))
-        if err > 1e-9:
-            raise SystemExit(f"{shape_name}: lstm_seq.LSTM differs from the float64 reference by {err:.3g}")
+        if not supports(args.backend, shape):
+            print(f"{shape_name}: skipped (backend={args.backend!r} does not run it)", flush=True)
+            continue
+        also = [b for b in args.also if supports(b, shape)]
+        checked = [args.backend, *also] + (["reference"] if args.with_reference else [])
+        errs: dict[str, float] = {}
+        for backend, dtype in itertools.product(checked, dtypes):
+            for prec, err in check(shape, device, backend, dtype).items():
+                if err > CHECK_TOL[prec]:
+                    raise SystemExit(
+                        f"{shape_name}: backend={backend!r} ({prec}) differs from the float64 truth by {err:.3g} "
+                        f"(relative; allowed {CHECK_TOL[prec]:g})"
+                    )
+                errs[prec] = max(errs.get(prec, 0.0), err)
+        print(f"{shape_name}: checked " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()), flush=True)
         theirs, ours = build(shape, device, args.backend)
         x = torch.randn(shape.T, shape.B, shape.I, device=device, requires_grad=True)
         ref = None
         if args.with_reference:
             _, ref = build(shape, device, "reference")
-        extra = [build(shape, device, b)[1] for b in args.also]
+        extra = [build(shape, device, b)[1] for b in also]
         for m in extra:
             m.load_state_dict(ours.state_dict())
         gen = torch.Generator().manual_seed(1)
@@ -267,7 +408,7 @@ def main() -> None:
             ]
             ours_ms, torch_ms, *more_ms = time_interleaved(fns, device, warmup, repeats)
             ref_ms = more_ms[:1] if ref is not None else []
-            also_ms = dict(zip(args.also, more_ms[len(ref_ms) :], strict=True))
+            also_ms = dict(zip(also, more_ms[len(ref_ms) :], strict=True))
             row = {
                 "name": case_name,
                 "dtype": dtype,
@@ -277,7 +418,7 @@ def main() -> None:
                 "speedup": round(torch_ms / ours_ms, 3),
                 "plan": plan,
                 "shape": vars(shape),
-                "max_abs_err_f64": err,
+                "check_rel_err": {k: float(f"{v:.3g}") for k, v in errs.items()},
             }
             line = f"{case_name:<16}{dtype:<6}{pass_:<9}{plan:<10}{ours_ms:>10.2f}{torch_ms:>10.2f}{torch_ms / ours_ms:>8.2f}x"
             if ref_ms:
@@ -285,7 +426,7 @@ def main() -> None:
                 line += f"{ref_ms[0]:>10.2f}"
             if also_ms:
                 row["also_ms"] = {b: round(v, 3) for b, v in also_ms.items()}
-                line += "".join(f"{v:>13.2f}" for v in also_ms.values())
+            line += "".join(f"{also_ms[b]:>13.2f}" if b in also_ms else f"{'-':>13}" for b in args.also)
             print(line, flush=True)
             rows.append(row)
 
