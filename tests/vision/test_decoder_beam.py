@@ -119,17 +119,98 @@ def test_length_penalty_values() -> None:
 
 
 def test_beam_attention_maps_per_word(vocab: Vocabulary) -> None:
+    """One attention map per emitted token (the words and ``<end>``), each a distribution over the grid;
+    rows past ``<end>`` stay zero. One image is forced never to end, so both cases (finished, cut at
+    max_len) are checked."""
     m = make_module("attention", vocab)
-    out = m.generate(torch.randn(2, 3, 32, 32), beam_size=2, max_len=5)
-    assert out.alphas is not None and out.alphas.shape == (2, 5, 4)
-    k = int(out.lengths[0])
-    assert torch.allclose(out.alphas[0, : k + 1].sum(-1), torch.ones(k + 1), atol=1e-5) if k < 5 else True
-    grid, pooled = m.features(torch.randn(2, 3, 32, 32))
-    g = greedy(m.decoder, grid, pooled, vocab.start_id, vocab.end_id, vocab.pad_id, 5)
-    b1 = beam_search(
-        m.decoder, grid, pooled, vocab.start_id, vocab.end_id, vocab.pad_id, beam_size=1, max_len=5
-    )
-    assert g.tokens.shape == b1.tokens.shape
+    grid, pooled = m.features(torch.randn(3, 3, 32, 32))
+    args = (m.decoder, grid, pooled, vocab.start_id, vocab.end_id, vocab.pad_id)
+    with torch.no_grad():
+        m.decoder.out.bias[vocab.end_id] = 6.0  # every caption ends early ...
+    ended = beam_search(*args, beam_size=2, max_len=5)
+    with torch.no_grad():
+        m.decoder.out.bias[vocab.end_id] = -1e4  # ... or never
+    cut = beam_search(*args, beam_size=2, max_len=5)
+    assert (ended.lengths < 5).all() and (cut.lengths == 5).all()
+    for out in (ended, cut):
+        assert out.alphas is not None and out.alphas.shape == (3, 5, 4)
+        for i in range(3):
+            n = min(int(out.lengths[i]) + 1, 5)  # the words, and <end> when it came
+            assert torch.allclose(out.alphas[i, :n].sum(-1), torch.ones(n), atol=1e-5)
+            assert (out.alphas[i, n:] == 0).all()
+
+
+def _beam1_reference(
+    m: CaptionModule, grid: torch.Tensor, pooled: torch.Tensor, max_len: int
+) -> list[list[int]]:
+    """Beam search with K = 1 written out for one image at a time: the alive hypothesis follows the best word
+    that is not ``<end>``; at each step where ``<end>`` is among the 2K = 2 best words the finished caption
+    (words so far + ``<end>``) is a candidate; the best candidate wins (no length penalty), and without any
+    the alive words, cut at max_len."""
+    v, dec = m.vocab, m.decoder
+    best: list[list[int]] = []
+    for i in range(grid.shape[0]):
+        mem = dec.prepare(grid[i : i + 1], pooled[i : i + 1])
+        state, tok = dec.init_state(mem), torch.tensor([v.start_id])
+        words: list[int] = []
+        score, cand = 0.0, (float("-inf"), [v.end_id])
+        for _ in range(max_len):
+            logits, state, _ = dec.step(tok, state, mem)
+            logp = torch.log_softmax(logits.float(), -1)[0]
+            logp[[v.start_id, v.pad_id]] = float("-inf")
+            top2 = logp.topk(2).indices.tolist()
+            if v.end_id in top2 and score + float(logp[v.end_id]) > cand[0]:
+                cand = (score + float(logp[v.end_id]), [*words, v.end_id])
+            w = next(t for t in top2 if t != v.end_id)
+            words.append(w)
+            score += float(logp[w])
+            tok = torch.tensor([w])
+        best.append(cand[1] if cand[0] > float("-inf") else words)  # nothing finished: cut at max_len
+    return best
+
+
+@pytest.mark.parametrize(
+    ("variant", "scale", "end_bias"), [("show_tell", 10.0, 1.0), ("attention", 6.0, 1.5)]
+)
+@torch.no_grad()
+def test_greedy_and_beam_1_against_a_step_by_step_search(
+    vocab: Vocabulary, variant: str, scale: float, end_bias: float
+) -> None:
+    """Greedy = the argmax word every step, its score the summed log-probability of its words; beam 1 = the
+    written-out K = 1 search, and never worse than greedy (greedy's caption is one of its candidates). The
+    output layer is scaled so that the untrained model's words are peaked and ``<end>`` competes: captions
+    of several lengths, some cut at max_len, and greedy and beam 1 disagree on some images."""
+    m = make_module(variant, vocab)
+    m.decoder.out.weight.mul_(scale)
+    m.decoder.out.bias[vocab.end_id] += end_bias
+    torch.manual_seed(0)
+    grid, pooled = m.features(torch.randn(6, 3, 32, 32))
+    args = (m.decoder, grid, pooled, vocab.start_id, vocab.end_id, vocab.pad_id)
+    g = greedy(*args, 8)
+    b1 = beam_search(*args, beam_size=1, max_len=8)
+    ref = _beam1_reference(m, grid, pooled, 8)
+    assert len(set(b1.lengths.tolist())) > 1 and not torch.equal(
+        g.lengths, b1.lengths
+    )  # the cases are reached
+    for i in range(6):
+        n = int(b1.lengths[i])
+        assert b1.tokens[i, : n + 1].tolist() == ref[i]
+        assert (b1.tokens[i, n + 1 :] == vocab.pad_id).all()
+        # greedy, recomputed by teacher-forcing its own words
+        k = int(g.lengths[i])
+        seq = g.tokens[i, : min(k + 1, 8)]
+        mem = m.decoder.prepare(grid[i : i + 1], pooled[i : i + 1])
+        state, tok, total = m.decoder.init_state(mem), torch.tensor([vocab.start_id]), 0.0
+        for w in seq.tolist():
+            logits, state, _ = m.decoder.step(tok, state, mem)
+            logp = torch.log_softmax(logits.float(), -1)[0]
+            logp[[vocab.start_id, vocab.pad_id]] = float("-inf")
+            assert w == int(logp.argmax())
+            total += float(logp[w])
+            tok = torch.tensor([w])
+        assert float(g.scores[i]) == pytest.approx(total, abs=1e-4)
+        if k < 8:  # greedy finished: beam 1 scores at least as well
+            assert float(b1.scores[i]) >= float(g.scores[i]) - 1e-5
 
 
 def test_word_dropout_changes_training_inputs_only(vocab: Vocabulary) -> None:
