@@ -31,8 +31,8 @@ from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.audio import recipe
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus
 from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
-from lstm_seq.audio.decoding.tune import Emissions, collect_emissions
-from lstm_seq.audio.module import load_checkpoint
+from lstm_seq.audio.decoding.evaluate import Emissions, collect_emissions
+from lstm_seq.audio.module import ASRModule
 from lstm_seq.metrics.wer import char_errors, word_errors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +70,18 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    module = load_checkpoint(args.ckpt)
-    tuned = module.decode_settings or {}
-    lm_weight = args.lm_weight if args.lm_weight is not None else tuned.get("lm_weight", 1.0)
-    word_score = args.word_score if args.word_score is not None else tuned.get("word_score", 0.0)
+    module = ASRModule.load(args.ckpt)
+    setup = module.decoding
+    lm_weight = (
+        args.lm_weight
+        if args.lm_weight is not None
+        else (setup.lm_weight if setup.lm_weight is not None else 1.0)
+    )
+    word_score = (
+        args.word_score
+        if args.word_score is not None
+        else (setup.word_score if setup.word_score is not None else 0.0)
+    )
     corpus = (
         build_corpus(args.data_dir, SynthConfig()) if not (args.val_manifest and args.test_manifest) else {}
     )
@@ -97,7 +105,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             cfg = BeamConfig(
                 beam_size=args.beam_size, lm_weight=lm_weight, word_score=word_score, backend=backend
             )
-            decoder = BeamSearchDecoder(module.vocab, cfg, module.lm_texts, Path(work) / backend)
+            decoder = setup.decoder(module.vocab, cfg, Path(work) / backend)
             for split, em in splits.items():
                 hyps, secs = timed_decode(decoder, em, False, device)
                 _, secs_one = timed_decode(decoder, em, True, device)

@@ -13,9 +13,9 @@ or voice is skipped with a message that says how to install it. The audio is cac
 ``<data-dir>/asr_robustness/<engine>-<voice>-<key>/`` (a ``DONE`` file marks a complete set), so reruns only
 decode.
 
-Decoding is the checkpoint's own: :func:`lstm_seq.audio.module.load_checkpoint`, then the beam search + LM with
+Decoding is the checkpoint's own: :meth:`lstm_seq.audio.module.ASRModule.load`, then the beam search + LM with
 the LM weight / word score tuned on validation and stored in the checkpoint
-(:func:`lstm_seq.audio.recipe.attach_decoding`); greedy WER is reported next to it. Prints a table and writes
+(:func:`lstm_seq.audio.recipe.beam_decoder`); greedy WER is reported next to it. Prints a table and writes
 ``benchmarks/results/<date>-<device>-asr-robustness[-TAG].json``.
 
     python -m benchmarks.asr_robustness --ckpt outputs/…/checkpoints/best-….ckpt
@@ -53,8 +53,8 @@ from lstm_seq.audio.data.io import load_audio
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus
 from lstm_seq.audio.decoding.decode import BeamConfig
-from lstm_seq.audio.decoding.tune import collect_emissions
-from lstm_seq.audio.module import ASRModule, load_checkpoint
+from lstm_seq.audio.decoding.evaluate import Decoder, collect_emissions
+from lstm_seq.audio.module import ASRModule
 from lstm_seq.metrics.wer import char_errors, word_errors
 
 _VERSION = 1  # bump when the held-out audio changes, so old caches are not reused
@@ -196,13 +196,13 @@ def build_heldout(
     return manifest
 
 
-def score(module: ASRModule, manifest: Path, name: str) -> dict[str, Any]:
-    """WER/CER of ``module`` (beam + LM as attached, and greedy) on the utterances of ``manifest``."""
+def score(module: ASRModule, beam: Decoder | None, manifest: Path, name: str) -> dict[str, Any]:
+    """WER/CER of ``module`` (with ``beam``, its beam + LM decoder, and greedy) on the utterances of ``manifest``."""
     data = {"max_duration": None, "max_frames": 6000, "num_workers": 0}
     dm = recipe.datamodule(module, {"test": manifest}, data, seed=0)
     emissions = collect_emissions(module, dm.test_dataloader())
     refs = emissions.refs
-    hyps = emissions.decode(module.beam_decoder) if module.beam_decoder else emissions.greedy(module.vocab)
+    hyps = emissions.decode(beam) if beam is not None else emissions.greedy(module.vocab)
     greedy = emissions.greedy(module.vocab)
     return {
         **_rates(name, refs, hyps, greedy),
@@ -257,18 +257,22 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     t0 = time.time()
 
-    module = load_checkpoint(args.ckpt)
+    module = ASRModule.load(args.ckpt)
     cfg = HeldOutConfig(per_voice=args.per_voice, seed=args.seed, sample_rate=module.feature_cfg.sample_rate)
     decode = {**BeamConfig().to_dict(), "beam": True, "lm_weight": None, "word_score": None}
     work = Path(tempfile.mkdtemp(prefix="asr_robustness_"))
-    beam = recipe.attach_decoding(module, decode, work / "lm")
-    how = f"beam + LM (lm_weight {beam.lm_weight:g}, word_score {beam.word_score:g})" if beam else "greedy"
+    beam = recipe.beam_decoder(module, decode, work / "lm")
+    how = (
+        f"beam + LM (lm_weight {beam.cfg.lm_weight:g}, word_score {beam.cfg.word_score:g})"
+        if beam
+        else "greedy"
+    )
 
     rows: list[dict[str, Any]] = []
     if not args.no_in_domain:
         manifest = args.test_manifest or default_test_manifest(args.data_dir)
-        rows.append(score(module, manifest, "espeak-ng test (in-domain)"))
-    texts = heldout_sentences(args.per_voice, set(module.lm_texts), args.seed)
+        rows.append(score(module, beam, manifest, "espeak-ng test (in-domain)"))
+    texts = heldout_sentences(args.per_voice, set(module.decoding.sentences), args.seed)
     skipped: list[str] = []
     held: list[dict[str, Any]] = []
     for name in args.engines:
@@ -287,7 +291,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 skipped.append(msg)
                 continue
             manifest = build_heldout(engine, voice, texts, cfg, args.data_dir)
-            voice_rows.append(score(module, manifest, f"{name}/{voice}"))
+            voice_rows.append(score(module, beam, manifest, f"{name}/{voice}"))
         if voice_rows:
             held.append(_pooled(name, voice_rows))
             held.extend(voice_rows)

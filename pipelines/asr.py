@@ -19,7 +19,6 @@ Commands (every run writes into its own folder under outputs/, including metrics
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.audio import recipe
-from lstm_seq.audio.module import ASRModule, load_checkpoint
+from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
-from pipelines._hydra import fit, make_trainer, paste_command, resolve_path, run_dir
+from pipelines._hydra import fit, paste_command, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 
 
@@ -53,6 +52,8 @@ def manifests(cfg: DictConfig, out: Path) -> dict[str, Path]:
 @pipeline_job  # validates cfg, records the job's status; returns objective.metric for sweepers
 def main(cfg: DictConfig) -> dict[str, Any]:
     out, decode, t0 = run_dir(), plain(cfg.decode), time.time()
+    if decode.get("lm_path"):
+        decode["lm_path"] = str(resolve_path(decode["lm_path"]))
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.mode == "prepare":
         extra = (
@@ -61,36 +62,33 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         root, manifest_dir = resolve_path(cfg.data.root), resolve_path(cfg.data.manifest_dir)
         return recipe.prepare(cfg.data.name, root, manifest_dir, out, **extra)
     if cfg.mode == "transcribe":
-        module = load_checkpoint(resolve_path(cfg.ckpt))
+        module = ASRModule.load(resolve_path(cfg.ckpt))
         t = cfg.transcribe
         return recipe.transcribe(module, decode, resolve_path(cfg.audio_dir), out, t.chunk_s, t.device)
     # in mode=test the vocabulary and features come from the checkpoint, never from the config
     if cfg.mode == "test":
-        module = load_checkpoint(resolve_path(cfg.ckpt))
+        module = ASRModule.load(resolve_path(cfg.ckpt))
     else:
         features, model, optim = plain(cfg.features), plain(cfg.model), plain(cfg.optim)
         spec = features.pop("specaugment", None)
         module = ASRModule(CharVocab().to_dict(), features, model, spec, optim)
     augment = plain(cfg.augment) if cfg.mode == "train" and cfg.get("augment") else None
     dm = recipe.datamodule(module, manifests(cfg, out), plain(cfg.data), cfg.seed, augment)
-    tester = functools.partial(make_trainer, cfg.trainer, out, [], False, single_device=True)
+    device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
     if cfg.mode == "test":
-        results = recipe.evaluate(module, dm, decode, out, tester())
+        results, _ = recipe.evaluate(module, dm, decode, out, device)
         print(f"test: {recipe.describe(results)} → {out / 'metrics.json'}")
         return results
-    module.lm_texts = dm.dataset("train").texts
+    recipe.attach_decoding(module, decode, dm.dataset("train").texts)
     fitted = fit(cfg, module, out, "val/wer", "min", "best-epoch{epoch:02d}", datamodule=dm)
     if fitted is None:  # DDP: rank 0 alone tests and writes the outputs
         return {}
-    best = load_checkpoint(fitted.best) if fitted.best else module
-    device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
+    best = ASRModule.load(fitted.best) if fitted.best else module
     checkpoints = [
         p for p in {fitted.best, str(out / "checkpoints" / "last.ckpt")} if p and Path(p).is_file()
     ]
     report = {**fitted.report, "train/dropped_ctc": module.dropped_ctc}
-    results = recipe.finish_training(
-        best, dm, decode, out, tester(), report, checkpoints, cfg.plot_utterances, device
-    )
+    results = recipe.finish_training(best, dm, decode, out, report, checkpoints, cfg.plot_utterances, device)
     write_json_atomic(out / "config.json", plain(cfg))
     print(
         f"\nASR done in {time.time() - t0:.0f} s — test {recipe.describe(results)}; best checkpoint {fitted.best}"

@@ -22,7 +22,8 @@ from torch.utils._device import _device_constructors
 
 from lstm_seq import LSTM
 from lstm_seq.audio.data.datasets import Batch
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.decode import BeamConfig, greedy_decode
+from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.vision.data.datasets import collate_captions
 from lstm_seq.vision.data.images import ImageTransform
@@ -106,8 +107,8 @@ def test_asr_training_and_decoding_steps(tmp_path: Path) -> None:
         greedy_decode(log_probs, out_lengths, m.vocab)
         beam(log_probs, out_lengths)
 
-    beam = BeamSearchDecoder(
-        m.vocab, BeamConfig(beam_size=4), ["abc de", "de abc"], tmp_path
+    beam = DecodingSetup.from_texts(["abc de", "de abc"]).decoder(
+        m.vocab, BeamConfig(beam_size=4), tmp_path
     )  # built on the CPU
     assert implicit_calls(step) == []
 

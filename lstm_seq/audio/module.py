@@ -1,16 +1,17 @@
-"""The Lightning module of the speech recogniser: features on the model's device, CTC training,
-WER/CER evaluation with greedy and (optionally) beam + LM decoding.
+"""The Lightning module of the speech recogniser: features on the model's device, the CTC loss, greedy WER/CER
+on the validation set during training.
 
-Everything needed to rebuild the recogniser — vocabulary, feature settings, model sizes — is in
-``hparams`` and therefore in every checkpoint, together with ``pipeline: "asr"``, which
-:func:`load_checkpoint` checks so that a checkpoint of another pipeline fails clearly.
+Everything needed to rebuild the recogniser — vocabulary, feature settings, model sizes — is in ``hparams`` and
+therefore in every checkpoint, together with ``pipeline: "asr"``, which :meth:`ASRModule.load` checks so that a
+checkpoint of another pipeline fails clearly. The module also carries its
+:class:`~lstm_seq.audio.decoding.setup.DecodingSetup` (LM, lexicon, tuned weights) into every checkpoint; decoding
+itself (beam search, the test set) is done by :mod:`lstm_seq.audio.decoding.evaluate` on the module's emissions.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,18 +20,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstm_seq.audio.data.datasets import Batch
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.decode import greedy_decode
+from lstm_seq.audio.decoding.setup import CKPT_KEY, DecodingSetup
 from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
-from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file, save_atomic
+from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "asr"
-DECODE_KEY = "asr_decode"  # checkpoint entry of the tuned decoding settings
-__all__ = ["ASRModule", "CheckpointError", "ctc_feasible", "load_checkpoint", "store_decode_settings"]
+__all__ = ["ASRModule", "CheckpointError", "ctc_feasible"]
 
 
 def ctc_feasible(out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
@@ -71,12 +72,28 @@ class ASRModule(pl.LightningModule):
         self.featurizer = MFCC(self.feature_cfg)
         self.specaug = SpecAugment(**specaugment) if specaugment else None
         self.acoustic = AcousticModel(self.feature_cfg.dim, len(self.vocab), self.model_cfg)
-        self.beam_decoder: Callable[[Tensor, Tensor], list[str]] | None = None
-        self.dropped_ctc = 0  # utterances too long for their subsampled length (cumulative)
+        self.dropped_ctc = 0  # training utterances too long for their subsampled length (cumulative)
         self._eval: dict[str, list[str]] = {}
-        self.test_predictions: list[dict[str, Any]] = []
-        self.lm_texts: list[str] = []  # training transcripts for the beam-search LM (saved in checkpoints)
-        self.decode_settings: dict[str, float] = {}  # LM weight / word score tuned on validation (saved too)
+        self.decoding = DecodingSetup()  # LM, lexicon, tuned weights: saved in every checkpoint
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> ASRModule:
+        """Rebuild from a checkpoint, checking that it belongs to this pipeline; in eval mode, with its
+        :attr:`decoding` (checkpoints older than :class:`DecodingSetup` are read too).
+
+        The file is read with ``weights_only=True`` (:func:`~lstm_seq.training.checkpoint_io.load_checkpoint_file`):
+        it can never run code. Raises :class:`CheckpointError` naming ``path`` for a missing, truncated,
+        unsafe or foreign file."""
+        ckpt = load_checkpoint_file(path, map_location, require_state_dict=False)
+        hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        if not isinstance(hp, dict) or hp.get("pipeline") != PIPELINE or "state_dict" not in ckpt:
+            found = hp.get("pipeline", "no pipeline tag") if isinstance(hp, dict) else "no hyper-parameters"
+            raise CheckpointError(f"{path} is not a speech-recognition (asr) checkpoint (found: {found})")
+        module = cls(**{k: hp.get(k) for k in ("vocab", "features", "model", "specaugment", "optim")})
+        module.load_state_dict(ckpt["state_dict"])
+        module.on_load_checkpoint(ckpt)
+        return module.eval()
 
     # ---------------------------------------------------------------- forward
     def forward(self, wave: Tensor, wave_lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,11 +102,23 @@ class ASRModule(pl.LightningModule):
         logits, out_lengths = self.acoustic(feats, frames)
         return logits.float().log_softmax(-1), out_lengths
 
-    def _ctc(self, log_probs: Tensor, out_lengths: Tensor, batch: Batch, stage: str) -> Tensor | None:
-        """CTC in float32 outside autocast, over the feasible utterances only."""
+    def ctc_loss(
+        self,
+        log_probs: Tensor,
+        out_lengths: Tensor,
+        batch: Batch,
+        count_dropped: bool = True,
+        stage: str = "train",
+    ) -> Tensor | None:
+        """CTC in float32 outside autocast, over the feasible utterances only (None: no feasible one).
+
+        Args:
+            log_probs: (B, T', V) log-posteriors; out_lengths: (B,) valid steps.
+            count_dropped: add the infeasible ones to :attr:`dropped_ctc` and warn (training).
+        """
         ok = ctc_feasible(out_lengths, batch.targets, batch.target_lengths)
         n_bad = int((~ok).sum())
-        if n_bad:
+        if n_bad and count_dropped:
             self.dropped_ctc += n_bad
             log.warning(
                 "%s: dropped %d utterance(s) whose subsampled length cannot hold the transcript (total %d)",
@@ -124,89 +153,47 @@ class ASRModule(pl.LightningModule):
             self.specaug.train(self.training)
             feats = self.specaug(feats, frames)
         logits, out_lengths = self.acoustic(feats, frames)
-        loss = self._ctc(logits.float().log_softmax(-1), out_lengths, batch, "train")
+        loss = self.ctc_loss(logits.float().log_softmax(-1), out_lengths, batch)
         if loss is None:
             return None
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         self.log("train/dropped_ctc", float(self.dropped_ctc), batch_size=len(batch))
         return loss
 
-    # ---------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: Batch | None, stage: str) -> None:
+    # ---------------------------------------------------------------- validation (greedy)
+    def validation_step(self, batch: Batch | None, batch_idx: int) -> None:
         if batch is None:
             return
         log_probs, out_lengths = self(batch.wave, batch.wave_lengths)
-        loss = self._ctc(log_probs, out_lengths, batch, stage)
+        loss = self.ctc_loss(log_probs, out_lengths, batch, count_dropped=False, stage="val")
         if loss is not None:
-            self.log(f"{stage}/loss", loss, batch_size=len(batch), sync_dist=True)
-        store = self._eval
-        store.setdefault("refs", []).extend(batch.texts)
-        greedy = greedy_decode(log_probs, out_lengths, self.vocab)
-        store.setdefault("greedy", []).extend(greedy)
-        if stage == "test":
-            beam = self.beam_decoder(log_probs, out_lengths) if self.beam_decoder is not None else None
-            if beam is not None:
-                store.setdefault("beam", []).extend(beam)
-            for i, (ref, g) in enumerate(zip(batch.texts, greedy, strict=True)):
-                row = {"path": batch.paths[i], "ref": ref, "greedy": g}
-                if beam is not None:
-                    row["beam"] = beam[i]
-                self.test_predictions.append(row)
-
-    def _log_rates(self, stage: str) -> None:
-        store, self._eval = self._eval, {}
-        refs = store.get("refs", [])
-        if not refs:
-            return
-        rates = {}  # each decoder's WER and CER, computed once
-        for name in ("greedy", "beam"):
-            if name not in store:
-                continue
-            rates[name] = word_errors(refs, store[name]).rate, char_errors(refs, store[name]).rate
-            self.log(f"{stage}/wer_{name}", rates[name][0])
-            self.log(f"{stage}/cer_{name}", rates[name][1])
-        w, c = rates["beam" if "beam" in rates else "greedy"]
-        self.log(f"{stage}/wer", w, prog_bar=True)
-        self.log(f"{stage}/cer", c, prog_bar=stage != "val")
+            self.log("val/loss", loss, batch_size=len(batch), sync_dist=True)
+        self._eval.setdefault("refs", []).extend(batch.texts)
+        self._eval.setdefault("greedy", []).extend(greedy_decode(log_probs, out_lengths, self.vocab))
 
     def on_validation_epoch_start(self) -> None:
         self._eval = {}
 
-    def validation_step(self, batch: Batch | None, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
     def on_validation_epoch_end(self) -> None:
-        self._log_rates("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._eval = {}
-        self.test_predictions = []
-
-    def test_step(self, batch: Batch | None, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_rates("test")
+        store, self._eval = self._eval, {}
+        if not store.get("refs"):
+            return
+        wer, cer = (
+            word_errors(store["refs"], store["greedy"]).rate,
+            char_errors(store["refs"], store["greedy"]).rate,
+        )
+        self.log("val/wer_greedy", wer)
+        self.log("val/cer_greedy", cer)
+        self.log("val/wer", wer, prog_bar=True)
+        self.log("val/cer", cer)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["asr_lm_texts"] = list(self.lm_texts)
-        checkpoint[DECODE_KEY] = dict(self.decode_settings)
+        checkpoint[CKPT_KEY] = self.decoding.to_dict()
         checkpoint["asr_dropped_ctc"] = self.dropped_ctc  # a resumed run goes on counting
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.lm_texts = list(checkpoint.get("asr_lm_texts", []))
-        self.decode_settings = dict(checkpoint.get(DECODE_KEY, {}))
+        self.decoding = DecodingSetup.from_checkpoint(checkpoint)
         self.dropped_ctc = int(checkpoint.get("asr_dropped_ctc", 0))
-
-    def attach_beam_search(self, cfg: BeamConfig, work_dir: str | os.PathLike[str]) -> bool:
-        """Use beam search (+ n-gram LM of :attr:`lm_texts`) in test and transcription; returns
-        False (greedy only, with a warning) when no transcripts are available for the LM/lexicon."""
-        if not self.lm_texts and (cfg.lexicon or cfg.lm_order > 0):
-            log.warning("no training transcripts stored for the language model: greedy decoding only")
-            self.beam_decoder = None
-            return False
-        self.beam_decoder = BeamSearchDecoder(self.vocab, cfg, self.lm_texts, work_dir)
-        return True
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
@@ -219,28 +206,3 @@ class ASRModule(pl.LightningModule):
             opt, max_lr=cfg["lr"], total_steps=total, pct_start=cfg["pct_start"], anneal_strategy="cos"
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> ASRModule:
-    """Rebuild an :class:`ASRModule` from a checkpoint, checking that it belongs to this pipeline.
-
-    The file is read with ``weights_only=True`` (:func:`~lstm_seq.training.checkpoint_io.load_checkpoint_file`):
-    it can never run code. Raises :class:`CheckpointError` naming ``path`` for a missing, truncated,
-    unsafe or foreign file."""
-    ckpt = load_checkpoint_file(path, map_location, require_state_dict=False)
-    hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if not isinstance(hp, dict) or hp.get("pipeline") != PIPELINE or "state_dict" not in ckpt:
-        found = hp.get("pipeline", "no pipeline tag") if isinstance(hp, dict) else "no hyper-parameters"
-        raise CheckpointError(f"{path} is not a speech-recognition (asr) checkpoint (found: {found})")
-    module = ASRModule(**{k: hp.get(k) for k in ("vocab", "features", "model", "specaugment", "optim")})
-    module.load_state_dict(ckpt["state_dict"])
-    module.on_load_checkpoint(ckpt)
-    return module.eval()
-
-
-def store_decode_settings(path: str | os.PathLike[str], settings: dict[str, float]) -> None:
-    """Record decoding settings tuned after training (``lm_weight``, ``word_score``) in the checkpoint at
-    ``path``, rewriting it atomically; :func:`load_checkpoint` gives them back as ``decode_settings``."""
-    ckpt = load_checkpoint_file(path, "cpu", require_state_dict=False)
-    ckpt[DECODE_KEY] = dict(settings)
-    save_atomic(ckpt, path)

@@ -20,9 +20,12 @@ from lstm_seq.audio.data.datamodule import ASRDataModule
 from lstm_seq.audio.data.importers import IMPORTERS
 from lstm_seq.audio.data.manifest import read_manifest, write_manifest
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
-from lstm_seq.audio.decoding.tune import collect_emissions, tune_beam
-from lstm_seq.audio.module import ASRModule, store_decode_settings
+from lstm_seq.audio.decoding.decode import BeamSearchDecoder
+from lstm_seq.audio.decoding.evaluate import collect_emissions
+from lstm_seq.audio.decoding.evaluate import evaluate as score_emissions
+from lstm_seq.audio.decoding.setup import DecodingSetup
+from lstm_seq.audio.decoding.setup import build as build_decoding
+from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.plots import plot_utterances
 from lstm_seq.audio.transcribe import Transcriber, transcribe_to_jsonl
 from lstm_seq.outputs import write_json_atomic, write_jsonl_atomic, write_metrics
@@ -30,7 +33,6 @@ from lstm_seq.outputs import write_json_atomic, write_jsonl_atomic, write_metric
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-UNTUNED = {"lm_weight": 1.0, "word_score": 0.0}  # what a null weight means when nothing was tuned
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -101,30 +103,14 @@ def prepare(name: str, root: Path, manifest_dir: Path, out: Path, **options: Any
 
 
 # ------------------------------------------------------------------------------------------------ decoding
-def beam_config(decode: Mapping[str, Any], tuned: Mapping[str, float] | None = None) -> BeamConfig | None:
-    """The :class:`BeamConfig` of ``conf/decode`` settings, or None for greedy decoding. A null ``lm_weight``
-    or ``word_score`` takes the value tuned on the validation set (``tuned``, stored in the checkpoint),
-    else 1.0 / 0.0."""
-    if not decode.get("beam"):
-        return None
-    fields = set(BeamConfig.__dataclass_fields__)
-    kwargs = {k: v for k, v in decode.items() if k in fields and v is not None}
-    for key, default in UNTUNED.items():
-        if decode.get(key) is None:
-            kwargs[key] = (tuned or {}).get(key, default)
-    return BeamConfig(**kwargs)
-
-
-def attach_decoding(module: ASRModule, decode: Mapping[str, Any], work_dir: Path) -> BeamConfig | None:
-    """Give ``module`` the configured beam search (its LM files go to ``work_dir``); None: greedy only."""
-    cfg = beam_config(decode, module.decode_settings)
-    current = module.beam_decoder
-    if cfg is not None and isinstance(current, BeamSearchDecoder) and current.cfg == cfg:
-        return cfg  # already built with these settings (by tune_decoding): no second LM estimate
-    if cfg is not None and module.attach_beam_search(cfg, work_dir):
-        log.info("beam search: lm_weight %.2f, word_score %.2f", cfg.lm_weight, cfg.word_score)
-        return cfg
-    return None
+def attach_decoding(
+    module: ASRModule, decode: Mapping[str, Any], train_texts: Sequence[str]
+) -> DecodingSetup:
+    """Before training: build the run's :class:`DecodingSetup` (the ARPA of ``decode.lm_path``, else the
+    training transcripts) and give it to ``module``, so that every checkpoint training writes holds it."""
+    module.decoding = build_decoding(decode, train_texts, module.vocab)
+    log.info("decoding: %s", module.decoding.describe())
+    return module.decoding
 
 
 def tune_decoding(
@@ -134,29 +120,32 @@ def tune_decoding(
     out: Path,
     checkpoints: Sequence[str | Path] = (),
     device: str = "cpu",
-) -> dict[str, float]:
-    """Choose the null ones of ``lm_weight`` / ``word_score`` on the validation set (grids
-    ``tune_lm_weights`` / ``tune_word_scores``), keep them in ``module.decode_settings`` and in each of
-    ``checkpoints`` (so ``mode=test`` and ``mode=transcribe`` use them), and write every pair's score to
-    ``<out>/beam_tuning.json``. Returns the metrics to record; {} when nothing is tuned."""
-    base = beam_config(decode)
-    if base is None or base.lm_order == 0 or not module.lm_texts:
-        return {}
-    # a fixed value is a one-point grid; a null one is searched over tune_lm_weights / tune_word_scores
+) -> tuple[DecodingSetup, dict[str, float]]:
+    """After training: choose the null ones of ``lm_weight`` / ``word_score`` on the validation set (grids
+    ``tune_lm_weights`` / ``tune_word_scores``), store the tuned setup in ``module`` and in each of
+    ``checkpoints`` (so ``mode=test`` and ``mode=transcribe`` use it), and write every pair's score to
+    ``<out>/beam_tuning.json``. Returns the setup and the metrics to record ({} when nothing is tuned)."""
+    setup = module.decoding
+    base = setup.beam_config(decode)
     grids = {
-        k: [decode[k]] if decode.get(k) is not None else list(decode.get(f"tune_{k}s") or []) for k in UNTUNED
-    }
-    if all(decode.get(k) is not None for k in UNTUNED) or not all(grids.values()):
-        return {}
+        k: [decode[k]] if decode.get(k) is not None else list(decode.get(f"tune_{k}s") or [])
+        for k in ("lm_weight", "word_score")
+    }  # a fixed value is a one-point grid; a null one is searched
+    if base is None or base.lm_order == 0 or not setup.has_lm_source:
+        return setup, {}
+    if all(decode.get(k) is not None for k in grids) or not all(grids.values()):
+        return setup, {}
     t0 = time.time()
-    decoder = BeamSearchDecoder(module.vocab, base, module.lm_texts, out / "lm")
+    decoder = setup.decoder(module.vocab, base, out / "lm")
+    if decoder is None:
+        return setup, {}
     emissions = collect_emissions(module, dm.val_dataloader(), device)
-    result = tune_beam(decoder, emissions, module.vocab, grids["lm_weight"], grids["word_score"])
-    module.decode_settings = {"lm_weight": result.lm_weight, "word_score": result.word_score}
-    module.beam_decoder = decoder.with_weights(result.lm_weight, result.word_score)  # what the test uses
+    setup, result = setup.tune(decoder, emissions, module.vocab, grids["lm_weight"], grids["word_score"])
+    module.decoding = setup
     for path in checkpoints:
-        store_decode_settings(path, module.decode_settings)
-    write_json_atomic(out / "beam_tuning.json", {"chosen": module.decode_settings, "table": result.table})
+        setup.store(path)
+    chosen = {"lm_weight": result.lm_weight, "word_score": result.word_score}
+    write_json_atomic(out / "beam_tuning.json", {"chosen": chosen, "table": result.table})
     log.info(
         "beam tuned on %d validation utterances in %.1f s: lm_weight %.2f, word_score %.2f → val WER %.2f%%"
         " (greedy %.2f%%)",
@@ -167,7 +156,7 @@ def tune_decoding(
         100 * result.wer,
         100 * result.greedy_wer,
     )
-    return {
+    return setup, {
         "decode/lm_weight": result.lm_weight,
         "decode/word_score": result.word_score,
         "val/wer_beam_tuned": result.wer,
@@ -176,20 +165,34 @@ def tune_decoding(
     }
 
 
+def beam_decoder(module: ASRModule, decode: Mapping[str, Any], work_dir: Path) -> BeamSearchDecoder | None:
+    """The configured beam search over the module's own LM, lexicon and tuned weights; None: greedy."""
+    cfg = module.decoding.beam_config(decode)
+    if cfg is None:
+        return None
+    decoder = module.decoding.decoder(module.vocab, cfg, work_dir)
+    if decoder is not None:
+        log.info("beam search: lm_weight %.2f, word_score %.2f", cfg.lm_weight, cfg.word_score)
+    return decoder
+
+
 # ------------------------------------------------------------------------------------------------ runs
 def evaluate(
-    module: ASRModule, dm: ASRDataModule, decode: Mapping[str, Any], out: Path, trainer: Any
-) -> dict[str, Any]:
+    module: ASRModule, dm: ASRDataModule, decode: Mapping[str, Any], out: Path, device: str = "cpu"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``mode=test`` (and the end of training): WER/CER on the test split with greedy and, when configured,
-    beam + LM decoding; writes metrics.json and predictions.jsonl (one row per utterance)."""
-    beam = attach_decoding(module, decode, out / "lm")
-    results = {k: float(v) for k, v in trainer.test(module, datamodule=dm, verbose=False)[0].items()}
-    results["test/utterances"] = len(module.test_predictions)
-    if beam is not None:
-        results.update({"decode/lm_weight": beam.lm_weight, "decode/word_score": beam.word_score})
+    beam + LM decoding; writes metrics.json and predictions.jsonl. Returns the metrics and the predictions
+    (one row per utterance)."""
+    decoder = beam_decoder(module, decode, out / "lm")
+    emissions = collect_emissions(module, dm.test_dataloader(), device)
+    results, predictions = score_emissions(emissions, module.vocab, decoder)
+    if decoder is not None:
+        results.update(
+            {"decode/lm_weight": decoder.cfg.lm_weight, "decode/word_score": decoder.cfg.word_score}
+        )
     write_metrics(out, results)
-    write_jsonl_atomic(out / "predictions.jsonl", module.test_predictions)
-    return results
+    write_jsonl_atomic(out / "predictions.jsonl", predictions)
+    return results, predictions
 
 
 def finish_training(
@@ -197,7 +200,6 @@ def finish_training(
     dm: ASRDataModule,
     decode: Mapping[str, Any],
     out: Path,
-    trainer: Any,
     report: Mapping[str, Any],
     checkpoints: Sequence[str | Path] = (),
     plots: int = 0,
@@ -205,14 +207,15 @@ def finish_training(
 ) -> dict[str, Any]:
     """After fitting: tune the decoder on validation, test, record the data and training counters in
     metrics.json and draw ``plots`` test utterances (MFCCs, CTC posteriors, decoded vs reference text)."""
-    results = tune_decoding(module, dm, decode, out, checkpoints, device)
-    results.update(evaluate(module, dm, decode, out, trainer))
+    _, results = tune_decoding(module, dm, decode, out, checkpoints, device)
+    tested, predictions = evaluate(module, dm, decode, out, device)
+    results.update(tested)
     results.update(report)
     for split in dm.manifests:  # every split, also one that no loader of this process needed (a resume)
         results.update({f"data/{split}/{k}": v for k, v in dm.dataset(split).summary().items()})
     write_metrics(out, results)
     if plots:
-        items = [{"path": r["path"], "ref": r["ref"]} for r in module.test_predictions[:plots]]
+        items = [{"path": r["path"], "ref": r["ref"]} for r in predictions[:plots]]
         plot_utterances(module, items, out / "plots")
     return results
 
@@ -227,8 +230,8 @@ def transcribe(
 ) -> dict[str, int]:
     """``mode=transcribe``: every audio file under ``audio_dir`` → ``<out>/transcripts.jsonl`` (a file that
     cannot be read gets an ``error`` row; the run goes on)."""
-    attach_decoding(module, decode, out / "lm")
-    transcriber = Transcriber(module, chunk_s=chunk_s, device=device)
+    decoder = beam_decoder(module, decode, out / "lm")
+    transcriber = Transcriber(module, decoder, chunk_s=chunk_s, device=device)
     counts = transcribe_to_jsonl(transcriber, audio_dir, out / "transcripts.jsonl")
     write_metrics(out, {f"transcribe/{k}": v for k, v in counts.items()})
     print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,12 @@ def chunk_bounds(wave: np.ndarray, chunk: int, search: int, hop: int) -> list[tu
 
 
 class Transcriber:
-    """Decode waveforms with a trained :class:`ASRModule` (beam search if attached, else greedy).
+    """Decode waveforms with a trained :class:`ASRModule` and, when given, a beam-search decoder (else greedy).
 
     Args:
         module: the recogniser (in eval mode).
+        decoder: ``(log_probs (B, T, V), lengths (B,)) -> B texts``, e.g. from
+            :meth:`~lstm_seq.audio.decoding.setup.DecodingSetup.decoder`; None: greedy.
         chunk_s: longest piece decoded at once, in seconds.
         device: where the model runs.
         max_batch: chunks decoded together.
@@ -57,11 +59,13 @@ class Transcriber:
     def __init__(
         self,
         module: ASRModule,
+        decoder: Callable[[torch.Tensor, torch.Tensor], list[str]] | None = None,
         chunk_s: float = 20.0,
         device: str | torch.device = "cpu",
         max_batch: int = 16,
     ) -> None:
         self.module = module.eval().to(device)
+        self.decoder = decoder
         self.device = torch.device(device)
         self.sr = module.feature_cfg.sample_rate
         self.chunk = int(chunk_s * self.sr)
@@ -82,7 +86,7 @@ class Transcriber:
             for j, (s, e) in enumerate(part):
                 batch[j, : e - s] = torch.from_numpy(wave[s:e])
             log_probs, out_lengths = self.module(batch.to(self.device), lengths.to(self.device))
-            dec = self.module.beam_decoder
+            dec = self.decoder
             texts += (
                 dec(log_probs, out_lengths)
                 if dec is not None

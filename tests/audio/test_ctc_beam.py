@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from lstm_seq.audio.decoding.ctc_beam import CTCBeamSearch
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.decode import BeamConfig
 from lstm_seq.audio.decoding.lexicon import LexiconTrie
 from lstm_seq.audio.decoding.lm import write_arpa
 from lstm_seq.audio.decoding.ngram import NGramLM
+from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.vocab import CharVocab
 
 TEXTS = [
@@ -111,7 +112,7 @@ def test_trie_smears_the_best_unigram_below_each_node(arpa: Path) -> None:
 
 
 def test_decodes_lexicon_words_and_the_lm_decides_between_homophone_spellings(arpa: Path) -> None:
-    dec = BeamSearchDecoder(V, BeamConfig(beam_size=16), TEXTS, arpa.parent / "d")
+    dec = DecodingSetup.from_texts(TEXTS).decoder(V, BeamConfig(beam_size=16), arpa.parent / "d")
     x, n = batch(emissions("turn left at the door"), emissions("go to the red car"))
     assert dec(x, n) == ["turn left at the door", "go to the red car"]
     # a misspelt word is mapped onto the lexicon
@@ -126,14 +127,16 @@ def test_decodes_lexicon_words_and_the_lm_decides_between_homophone_spellings(ar
     mix[t_c, c] = mix[t_c, d] = math.log(0.5)
     mix = mix.log_softmax(-1)
     x, n = batch(mix)
-    no_lm = BeamSearchDecoder(V, BeamConfig(beam_size=16, lm_weight=0.0), TEXTS, arpa.parent / "e")
+    no_lm = DecodingSetup.from_texts(TEXTS).decoder(
+        V, BeamConfig(beam_size=16, lm_weight=0.0), arpa.parent / "e"
+    )
     assert dec(x, n) == ["the red car is big"]
     assert no_lm(x, n)[0].split()[:2] == ["the", "red"]
 
 
 def test_batched_equals_one_at_a_time_and_padding_is_ignored(arpa: Path) -> None:
     torch.manual_seed(0)
-    dec = BeamSearchDecoder(V, BeamConfig(beam_size=8), TEXTS, arpa.parent / "b")
+    dec = DecodingSetup.from_texts(TEXTS).decoder(V, BeamConfig(beam_size=8), arpa.parent / "b")
     items = [(emissions(t) + 0.8 * torch.randn(1)).log_softmax(-1) for t in TEXTS]
     noisy = [(x + 2.0 * torch.randn_like(x)).log_softmax(-1) for x in items]
     x, n = batch(*noisy)
@@ -144,8 +147,8 @@ def test_batched_equals_one_at_a_time_and_padding_is_ignored(arpa: Path) -> None
 
 
 def test_free_spelling_without_lexicon_keeps_any_characters(tmp_path: Path) -> None:
-    free = BeamSearchDecoder(
-        V, BeamConfig(beam_size=8, lexicon=False, lm_order=0, lm_weight=0.0), [], tmp_path
+    free = DecodingSetup.from_texts([]).decoder(
+        V, BeamConfig(beam_size=8, lexicon=False, lm_order=0, lm_weight=0.0), tmp_path
     )
     x, n = batch(emissions("zebra's dor"), emissions("aa bb"))
     assert free(x, n) == ["zebra's dor", "aa bb"]
@@ -171,8 +174,10 @@ def test_nbest_is_sorted_and_distinct(arpa: Path) -> None:
 def test_agrees_with_flashlight_on_noisy_emissions(arpa: Path) -> None:
     torch.manual_seed(2)
     cfg = dict(beam_size=20, lm_weight=1.5, word_score=0.5)
-    ours = BeamSearchDecoder(V, BeamConfig(**cfg), TEXTS, arpa.parent / "o")
-    theirs = BeamSearchDecoder(V, BeamConfig(**cfg, backend="flashlight"), TEXTS, arpa.parent / "f")
+    ours = DecodingSetup.from_texts(TEXTS).decoder(V, BeamConfig(**cfg), arpa.parent / "o")
+    theirs = DecodingSetup.from_texts(TEXTS).decoder(
+        V, BeamConfig(**cfg, backend="flashlight"), arpa.parent / "f"
+    )
     noisy = [(emissions(t) + 2.5 * torch.randn(len(emissions(t)), len(V))).log_softmax(-1) for t in TEXTS * 3]
     x, n = batch(*noisy)
     a, b = ours(x, n), theirs(x, n)
@@ -188,11 +193,12 @@ def test_beam_search_works_with_flashlight_hidden(tmp_path: Path) -> None:
     code = (
         "import torch, sys\n"
         "from tests.audio.test_ctc_beam import TEXTS, V, batch, emissions\n"
-        "from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder\n"
-        f"dec = BeamSearchDecoder(V, BeamConfig(beam_size=8), TEXTS, {str(tmp_path / 'w')!r})\n"
+        "from lstm_seq.audio.decoding.decode import BeamConfig\n"
+        "from lstm_seq.audio.decoding.setup import DecodingSetup\n"
+        f"dec = DecodingSetup.from_texts(TEXTS).decoder(V, BeamConfig(beam_size=8), {str(tmp_path / 'w')!r})\n"
         "print(dec(*batch(emissions('go to the red car')))[0])\n"
         "try:\n"
-        f"    BeamSearchDecoder(V, BeamConfig(backend='flashlight'), TEXTS, {str(tmp_path / 'f')!r})\n"
+        f"    DecodingSetup.from_texts(TEXTS).decoder(V, BeamConfig(backend='flashlight'), {str(tmp_path / 'f')!r})\n"
         "except ImportError as exc:\n"
         "    print('flashlight:', exc)\n"
         "print('flashlight' in sys.modules and sys.modules['flashlight'] is not None)\n"
@@ -213,7 +219,7 @@ def test_beam_search_works_with_flashlight_hidden(tmp_path: Path) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_equals_cpu(arpa: Path) -> None:
     torch.manual_seed(3)
-    dec = BeamSearchDecoder(V, BeamConfig(beam_size=16), TEXTS, arpa.parent / "g")
+    dec = DecodingSetup.from_texts(TEXTS).decoder(V, BeamConfig(beam_size=16), arpa.parent / "g")
     noisy = [(emissions(t) + 2.0 * torch.randn(len(emissions(t)), len(V))).log_softmax(-1) for t in TEXTS]
     x, n = batch(*noisy)
     assert dec(x.cuda(), n.cuda()) == dec(x, n)

@@ -14,12 +14,13 @@ CODE = """
 import sys, torch
 import pipelines.asr
 from lstm_seq.audio.features import FeatureConfig, MFCC, compute_features
+from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
 from lstm_seq.audio.vocab import CharVocab
 wave = torch.randn(2, 16000)
 feats, frames = MFCC(FeatureConfig())(wave, torch.tensor([16000, 8000]))
 v = CharVocab()
-dec = BeamSearchDecoder(v, BeamConfig(beam_size=4), ["go left", "turn right"], sys.argv[1])
+dec = DecodingSetup.from_texts(["go left", "turn right"]).decoder(v, BeamConfig(beam_size=4), sys.argv[1])
 dec(torch.randn(2, 30, len(v)).log_softmax(-1), torch.tensor([30, 20]))
 print("numba" in sys.modules)
 compute_features([wave[0].numpy()], FeatureConfig(backend="librosa"))

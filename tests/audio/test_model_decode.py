@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 import lstm_seq
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.decode import BeamConfig, greedy_decode
 from lstm_seq.audio.decoding.lm import estimate_arpa
+from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.module import ctc_feasible
 from lstm_seq.audio.vocab import CharVocab
@@ -71,11 +72,11 @@ def test_beam_with_lm_fixes_an_ambiguous_word(tmp_path: Path) -> None:
     lp = _emissions(v, frames)
     n = torch.tensor([len(frames)])
     assert greedy_decode(lp, n, v) == ["the rad door"]
-    beam = BeamSearchDecoder(v, BeamConfig(beam_size=20, lm_weight=1.0), texts, tmp_path)
+    beam = DecodingSetup.from_texts(texts).decoder(v, BeamConfig(beam_size=20, lm_weight=1.0), tmp_path)
     assert beam(lp, n) == ["the red door"]
     assert (tmp_path / "lm.arpa").exists() and "red" in (tmp_path / "lexicon.txt").read_text()
-    free = BeamSearchDecoder(
-        v, BeamConfig(beam_size=20, lexicon=False, lm_weight=0.0, lm_order=0), [], tmp_path / "free"
+    free = DecodingSetup.from_texts([]).decoder(
+        v, BeamConfig(beam_size=20, lexicon=False, lm_weight=0.0, lm_order=0), tmp_path / "free"
     )
     assert free(lp, n) == ["the rad door"]  # no lexicon, no LM: spelling follows the acoustics
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_seq.audio.module import ASRModule, CheckpointError, load_checkpoint
+from lstm_seq.audio.decoding.setup import DecodingSetup
+from lstm_seq.audio.module import ASRModule, CheckpointError
 from lstm_seq.audio.transcribe import Transcriber, chunk_bounds, transcribe_to_jsonl
 
 
@@ -56,18 +57,19 @@ def test_chunked_equals_whole_for_a_short_file(audio_dir: Path) -> None:
 
 def test_checkpoint_roundtrip_and_wrong_pipeline(tmp_path: Path) -> None:
     m = _tiny()
-    m.lm_texts = ["turn left"]
-    ckpt = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "asr_lm_texts": m.lm_texts}
+    m.decoding = DecodingSetup.from_texts(["turn left"])
+    ckpt = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams)}
+    m.on_save_checkpoint(ckpt)
     torch.save(ckpt, tmp_path / "asr.ckpt")
-    back = load_checkpoint(tmp_path / "asr.ckpt")
-    assert back.feature_cfg == m.feature_cfg and back.vocab == m.vocab and back.lm_texts == ["turn left"]
+    back = ASRModule.load(tmp_path / "asr.ckpt")
+    assert back.feature_cfg == m.feature_cfg and back.vocab == m.vocab and back.decoding == m.decoding
     wave = torch.randn(1, 16000)
     torch.testing.assert_close(back(wave, torch.tensor([16000]))[0], m.eval()(wave, torch.tensor([16000]))[0])
     torch.save({"state_dict": {}, "hyper_parameters": {"pipeline": "caption"}}, tmp_path / "cap.ckpt")
     with pytest.raises(CheckpointError, match="not a speech-recognition"):
-        load_checkpoint(tmp_path / "cap.ckpt")
+        ASRModule.load(tmp_path / "cap.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(tmp_path / "junk.ckpt")
+        ASRModule.load(tmp_path / "junk.ckpt")
     with pytest.raises(CheckpointError, match="not found"):
-        load_checkpoint(tmp_path / "nope.ckpt")
+        ASRModule.load(tmp_path / "nope.ckpt")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from lstm_seq.audio.data.datasets import Batch
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
-from lstm_seq.audio.decoding.tune import Emissions, collect_emissions, tune_beam
-from lstm_seq.audio.module import ASRModule, load_checkpoint, store_decode_settings
-from lstm_seq.audio.recipe import attach_decoding, beam_config
+from lstm_seq.audio.decoding.decode import BeamConfig
+from lstm_seq.audio.decoding.evaluate import Emissions, collect_emissions
+from lstm_seq.audio.decoding.lm import estimate_arpa
+from lstm_seq.audio.decoding.setup import DecodingSetup, build
+from lstm_seq.audio.decoding.tune import best_pair, tune_beam
+from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.vocab import CharVocab
 
 LM_TEXTS = ["the red door"] * 20 + ["the rad cup"] * 2  # "red" is ten times likelier than "rad" after "the"
@@ -36,7 +39,7 @@ def test_tuning_picks_the_weight_that_fits_both_utterances(tmp_path: Path) -> No
     unsure, clear = _utterance(v, {"a": 0.5, "e": 0.4}), _utterance(v, {"a": 0.95, "e": 0.01})
     n = torch.tensor([unsure.shape[1]])
     emissions = Emissions([(unsure, n), (clear, n)], ["the red door", "the rad door"])
-    decoder = BeamSearchDecoder(v, BeamConfig(beam_size=20), LM_TEXTS, tmp_path)
+    decoder = DecodingSetup.from_texts(LM_TEXTS).decoder(v, BeamConfig(beam_size=20), tmp_path)
     result = tune_beam(decoder, emissions, v, lm_weights=[0.0, 0.5, 3.0], word_scores=[0.0])
     assert (result.lm_weight, result.word_score, result.wer) == (0.5, 0.0, 0.0)
     by_weight = {row["lm_weight"]: row["wer"] for row in result.table}
@@ -48,43 +51,89 @@ def test_tuning_picks_the_weight_that_fits_both_utterances(tmp_path: Path) -> No
         tune_beam(decoder, Emissions(), v, lm_weights=[1.0], word_scores=[0.0])
 
 
+def test_ties_go_to_lower_cer_then_to_the_pair_nearest_the_untuned_weights(tmp_path: Path) -> None:
+    """Every pair decodes the clear utterance right (equal WER and CER): the pair nearest 1.0 / 0.0 wins,
+    whatever the grid order; a pair with equal WER but lower CER beats it."""
+    v = CharVocab()
+    clear = _utterance(v, {"e": 0.95, "a": 0.01})
+    n = torch.tensor([clear.shape[1]])
+    emissions = Emissions([(clear, n)], ["the red door"])
+    decoder = DecodingSetup.from_texts(LM_TEXTS).decoder(v, BeamConfig(beam_size=20), tmp_path)
+    for weights in ([3.0, 0.5, 1.5], [1.5, 3.0, 0.5]):
+        result = tune_beam(decoder, emissions, v, lm_weights=weights, word_scores=[2.0, 0.5])
+        assert {r["wer"] for r in result.table} == {0.0} and len({r["cer"] for r in result.table}) == 1
+        assert (result.lm_weight, result.word_score) == (0.5, 0.5)  # |0.5-1| + 0.5 = 1.0, the smallest
+    rows = [
+        {"lm_weight": 1.0, "word_score": 0.0, "wer": 0.1, "cer": 0.05},
+        {"lm_weight": 2.0, "word_score": 1.0, "wer": 0.1, "cer": 0.04},  # same WER, lower CER: wins
+        {"lm_weight": 0.0, "word_score": 0.0, "wer": 0.2, "cer": 0.01},
+    ]
+    assert best_pair(rows)["lm_weight"] == 2.0 and best_pair(rows[::-1])["lm_weight"] == 2.0
+
+
 def test_null_weights_take_the_tuned_values_else_the_untuned_defaults() -> None:
     decode = {"beam": True, "beam_size": 8, "lm_weight": None, "word_score": None, "tune_lm_weights": [1.0]}
-    assert beam_config(decode) == BeamConfig(beam_size=8, lm_weight=1.0, word_score=0.0)
-    tuned = beam_config(decode, {"lm_weight": 2.5, "word_score": -1.0})
-    assert tuned is not None and (tuned.lm_weight, tuned.word_score) == (2.5, -1.0)
-    fixed = beam_config({**decode, "lm_weight": 0.3}, {"lm_weight": 2.5, "word_score": -1.0})
+    untuned = DecodingSetup.from_texts(LM_TEXTS)
+    assert untuned.beam_config(decode) == BeamConfig(beam_size=8, lm_weight=1.0, word_score=0.0)
+    tuned = replace(untuned, lm_weight=2.5, word_score=-1.0)
+    cfg = tuned.beam_config(decode)
+    assert cfg is not None and (cfg.lm_weight, cfg.word_score) == (2.5, -1.0)
+    fixed = tuned.beam_config({**decode, "lm_weight": 0.3})
     assert fixed is not None and (fixed.lm_weight, fixed.word_score) == (0.3, -1.0)  # a number always wins
-    assert beam_config({"beam": False}) is None
+    assert tuned.beam_config({"beam": False}) is None
 
 
-def test_attach_reuses_the_tuned_decoder_and_rebuilds_for_other_settings(tmp_path: Path) -> None:
-    """After tuning the module already holds the decoder with the chosen weights: testing re-uses it
-    (one LM estimate per run); any other setting builds a new one."""
-    m = ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
-    m.lm_texts = LM_TEXTS
-    decode = {"beam": True, "beam_size": 20, "lm_weight": None, "word_score": None}
-    m.decode_settings = {"lm_weight": 0.5, "word_score": 0.0}
-    tuned = BeamSearchDecoder(m.vocab, BeamConfig(beam_size=20), LM_TEXTS, tmp_path).with_weights(0.5, 0.0)
-    m.beam_decoder = tuned
-    assert attach_decoding(m, decode, tmp_path / "test") == tuned.cfg and m.beam_decoder is tuned
-    assert not (tmp_path / "test").exists()  # nothing re-estimated
-    cfg = attach_decoding(m, {**decode, "lm_weight": 2.0}, tmp_path / "other")
-    assert cfg is not None and cfg.lm_weight == 2.0 and m.beam_decoder is not tuned
-    assert (tmp_path / "other" / "lm.arpa").is_file()
+def test_the_setup_stores_a_sentence_count_table_that_gives_the_same_lm(tmp_path: Path) -> None:
+    """The checkpoint keeps distinct sentences with counts, not every transcript; the LM estimated from it
+    is the LM of the raw transcripts (the same ARPA text)."""
+    setup = DecodingSetup.from_texts([*LM_TEXTS, "  the   red door "])
+    stored = setup.to_dict()
+    assert stored["sentences"] == [("the rad cup", 2), ("the red door", 21)]
+    back = DecodingSetup.from_dict(stored)
+    assert back == setup and back.words == ("cup", "door", "rad", "red", "the")
+    assert back.arpa_text(3) == estimate_arpa([*LM_TEXTS, "the red door"], order=3)
+    assert back.arpa_text(0) is None
 
 
-def test_tuned_settings_survive_in_the_checkpoint(tmp_path: Path) -> None:
+def test_tuned_setup_survives_in_the_checkpoint_and_old_checkpoints_load(tmp_path: Path) -> None:
     m = ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
     path = tmp_path / "asr.ckpt"
-    torch.save(
-        {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "asr_lm_texts": ["a b"]}, path
+    legacy = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "asr_lm_texts": ["a b"] * 3}
+    torch.save({**legacy, "asr_decode": {"lm_weight": 0.5, "word_score": 2.0}}, path)
+    old = ASRModule.load(path).decoding  # written before DecodingSetup: raw transcripts + tuned weights
+    assert old.sentences == {"a b": 3} and (old.lm_weight, old.word_score) == (0.5, 2.0)
+    torch.save(legacy, path)
+    assert ASRModule.load(path).decoding.lm_weight is None  # nothing tuned yet
+    replace(old, lm_weight=1.5, word_score=1.0).store(path)
+    raw = torch.load(path, weights_only=True)
+    assert "asr_lm_texts" not in raw and "asr_decode" not in raw  # one entry now
+    back = ASRModule.load(path)
+    assert (back.decoding.lm_weight, back.decoding.word_score) == (1.5, 1.0) and back.decoding.words == (
+        "a",
+        "b",
     )
-    assert load_checkpoint(path).decode_settings == {}  # older checkpoints have none
-    store_decode_settings(path, {"lm_weight": 1.5, "word_score": 1.0})
-    back = load_checkpoint(path)
-    assert back.decode_settings == {"lm_weight": 1.5, "word_score": 1.0} and back.lm_texts == ["a b"]
     torch.testing.assert_close(back.state_dict(), m.state_dict())
+
+
+def test_a_users_arpa_lm_gives_the_lexicon_and_the_scores(tmp_path: Path) -> None:
+    """``decode.lm_path``: the lexicon is the ARPA's spellable unigrams, and decoding uses that LM: an LM that
+    prefers "rad" turns the unsure utterance into "the rad door" where the transcripts' LM says "red"."""
+    v = CharVocab()
+    arpa = tmp_path / "user.arpa"
+    arpa.write_text(estimate_arpa(["the rad door"] * 20 + ["the red cup", "naïve café"], order=3))
+    setup = build({"lm_path": str(arpa)}, ["ignored transcripts"], v)
+    assert "rad" in setup.words and "naïve" not in setup.words and "<s>" not in setup.words
+    unsure = _utterance(v, {"a": 0.4, "e": 0.5})
+    n = torch.tensor([unsure.shape[1]])
+    cfg = BeamConfig(beam_size=20, lm_weight=2.0)
+    assert setup.decoder(v, cfg, tmp_path / "u")(unsure, n) == ["the rad door"]
+    assert DecodingSetup.from_texts(LM_TEXTS).decoder(v, cfg, tmp_path / "t")(unsure, n) == ["the red door"]
+    assert DecodingSetup.from_dict(setup.to_dict()) == setup  # travels in the checkpoint
+    with pytest.raises(FileNotFoundError, match=r"decode\.lm_path"):
+        build({"lm_path": str(tmp_path / "missing.arpa")}, [], v)
+    (tmp_path / "bad.arpa").write_text("\\data\\\n\\1-grams:\nnot-a-number the\n")
+    with pytest.raises(ValueError, match=r"bad\.arpa:3"):
+        build({"lm_path": str(tmp_path / "bad.arpa")}, [], v)
 
 
 def test_collect_emissions_runs_the_model_once_per_batch_in_order() -> None:

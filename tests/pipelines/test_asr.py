@@ -79,10 +79,13 @@ def test_smoke_trains_tests_and_writes_everything(smoke: tuple[Path, Path]) -> N
     ckpt = __import__("torch").load(run / "checkpoints" / "last.ckpt", weights_only=False)
     hp = ckpt["hyper_parameters"]
     assert hp["pipeline"] == "asr" and hp["vocab"]["symbols"] and hp["features"]["n_mfcc"] > 0
-    assert ckpt["asr_lm_texts"]  # the LM's training transcripts travel with the model
+    assert ckpt["asr_decoding"]["sentences"]  # the LM's sentence counts travel with the model
+    assert ckpt["asr_decoding"]["lm_weight"] is not None  # and the weights tuned after training
     # the LM weight and word score were chosen on validation and stored in the checkpoints
     tuning = json.loads((run / "beam_tuning.json").read_text())
-    assert len(tuning["table"]) == 6 * 4 and tuning["chosen"] == ckpt["asr_decode"]
+    assert len(tuning["table"]) == 6 * 4 and tuning["chosen"] == {
+        k: ckpt["asr_decoding"][k] for k in ("lm_weight", "word_score")
+    }
     best_row = min(tuning["table"], key=lambda r: r["wer"])
     assert metrics["val/wer_beam_tuned"] == best_row["wer"]
     assert metrics["decode/lm_weight"] == tuning["chosen"]["lm_weight"]
@@ -90,7 +93,7 @@ def test_smoke_trains_tests_and_writes_everything(smoke: tuple[Path, Path]) -> N
 
 def test_mode_test_decodes_with_the_tuned_weights(smoke: tuple[Path, Path]) -> None:
     tmp, run = smoke
-    tuned = __import__("torch").load(run / "checkpoints" / "last.ckpt", weights_only=True)["asr_decode"]
+    tuned = __import__("torch").load(run / "checkpoints" / "last.ckpt", weights_only=True)["asr_decoding"]
     _, out = run_asr(tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}")
     assert out is not None
     metrics = json.loads((out / "metrics.json").read_text())

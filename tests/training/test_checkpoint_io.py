@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstm_seq.audio.module import ASRModule, load_checkpoint
+from lstm_seq.audio.decoding.setup import DecodingSetup
+from lstm_seq.audio.module import ASRModule
 from lstm_seq.training.checkpoint_io import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -77,7 +78,7 @@ def test_foreign_files_are_refused_clearly(tmp_path: Path) -> None:
     text = tmp_path / "notes.ckpt"
     text.write_text("hello")
     with pytest.raises(CheckpointError, match=rf"{text} is not a readable PyTorch checkpoint"):
-        load_checkpoint(text)
+        ASRModule.load(text)
 
 
 def test_asr_checkpoint_round_trip_through_the_safe_loader(tmp_path: Path) -> None:
@@ -86,11 +87,11 @@ def test_asr_checkpoint_round_trip_through_the_safe_loader(tmp_path: Path) -> No
     ckpt = {
         "state_dict": module.state_dict(),
         "hyper_parameters": dict(module.hparams),
-        "asr_lm_texts": ["hi"],
+        "asr_decoding": DecodingSetup.from_texts(["hi there", "hi"]).to_dict(),
     }
     save_atomic(ckpt, path)
-    back = load_checkpoint(path)
-    assert back.lm_texts == ["hi"]
+    back = ASRModule.load(path)
+    assert back.decoding.sentences == {"hi": 1, "hi there": 1} and back.decoding.words == ("hi", "there")
     pairs = zip(module.state_dict().values(), back.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
     with pytest.raises(CheckpointError, match=rf"{path} is not an image-captioning checkpoint"):

@@ -9,14 +9,14 @@ Beam search has two backends with the same settings and the same ARPA file and l
   extra (``pip install -e ".[flashlight]"``; its wheels stop at CPython 3.12).
 
 benchmarks/asr_decoder.py compares them on the same saved emissions (WER and speed; benchmarks/RESULTS.md).
-The LM is estimated from the training transcripts by :mod:`lstm_seq.audio.decoding.lm`.
+The LM and the lexicon are owned by :class:`~lstm_seq.audio.decoding.setup.DecodingSetup`.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from torch import Tensor
 
 from lstm_seq.audio.decoding.ctc_beam import CTCBeamSearch
 from lstm_seq.audio.decoding.lexicon import LexiconTrie
-from lstm_seq.audio.decoding.lm import write_arpa
 from lstm_seq.audio.decoding.ngram import NGramLM
 from lstm_seq.audio.vocab import CharVocab
 
@@ -74,41 +73,45 @@ class BeamConfig:
 class BeamSearchDecoder:
     """Beam search with an optional word n-gram LM over :class:`CharVocab` outputs.
 
+    Built by :meth:`lstm_seq.audio.decoding.setup.DecodingSetup.decoder`, which owns the LM and the lexicon.
+
     Args:
         vocab: the model's vocabulary (blank at 0, space as the word boundary).
         cfg: beam settings.
-        lm_texts: training transcripts for the n-gram LM and the lexicon.
-        work_dir: where ``lm.arpa`` and ``lexicon.txt`` are written.
+        words: the lexicon (used when ``cfg.lexicon``).
+        lm_path: an ARPA file, or None for no LM.
+        work_dir: where ``lexicon.txt`` is written (the flashlight backend reads it).
     """
 
     def __init__(
-        self, vocab: CharVocab, cfg: BeamConfig, lm_texts: Iterable[str], work_dir: str | os.PathLike[str]
+        self,
+        vocab: CharVocab,
+        cfg: BeamConfig,
+        words: Sequence[str],
+        lm_path: str | os.PathLike[str] | None,
+        work_dir: str | os.PathLike[str],
     ) -> None:
         self.vocab = vocab
         self.cfg = cfg
         work = Path(work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        texts = [t for t in lm_texts if t.strip()]
         # flashlight tokens: blank "-" and word boundary "|" replace our blank and space
         self.tokens = [
             "-" if t == vocab.tokens[vocab.blank] else ("|" if t == " " else t) for t in vocab.tokens
         ]
         lexicon = None
-        self.words = sorted({w for t in texts for w in t.split()}) if cfg.lexicon else []
+        self.words = sorted(words) if cfg.lexicon else []
         if cfg.lexicon:
             # spellings without a trailing "|": the model emits no space after the last word, and
             # the spaces between words are taken as the silence token
             lexicon = work / "lexicon.txt"
             lexicon.write_text("".join(f"{w}\t{' '.join(w)}\n" for w in self.words))
-        lm = None
-        if cfg.lm_order > 0 and texts:
-            lm = write_arpa(work / "lm.arpa", texts, order=cfg.lm_order)
-        self.lm_path = lm
+        self.lm_path = Path(lm_path) if lm_path is not None else None
         self.lexicon_path = lexicon
         self._lm: NGramLM | None = None
         self._trie: LexiconTrie | None = None
         if cfg.backend == "torch":
-            self._lm = NGramLM(lm) if lm is not None and cfg.lexicon else None
+            self._lm = NGramLM(self.lm_path) if self.lm_path is not None and cfg.lexicon else None
             if cfg.lexicon:
                 self._trie = LexiconTrie(
                     self.words, [vocab.encode(w) for w in self.words], len(vocab), self._lm

@@ -36,7 +36,7 @@ class NGramLM:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        grams = _parse_arpa(self.path)
+        grams = _parse_arpa(read_utf8(self.path), self.path)
         self.order = len(grams)
         unigrams = grams[0]
         self.words = sorted({g[0] for g in unigrams} | {UNK, BOS, EOS})
@@ -142,11 +142,18 @@ def _and(listed: Tensor, found: Tensor, row: Tensor) -> tuple[Tensor, Tensor]:
     return ok, torch.where(ok, row, -1)
 
 
-def _parse_arpa(path: Path) -> list[dict[tuple[str, ...], tuple[float, float]]]:
-    """Per order: {n-gram: (log10 p, log10 back-off)} of an ARPA file."""
+def read_unigrams(text: str, path: str | os.PathLike[str]) -> list[str]:
+    """The words of an ARPA text's ``\\1-grams:`` section (``path`` names the file in errors)."""
+    return [g[0] for g in _parse_arpa(text, Path(path), max_order=1)[0]]
+
+
+def _parse_arpa(
+    text: str, path: Path, max_order: int | None = None
+) -> list[dict[tuple[str, ...], tuple[float, float]]]:
+    """Per order (up to ``max_order``): {n-gram: (log10 p, log10 back-off)} of an ARPA text read from ``path``."""
     grams: list[dict[tuple[str, ...], tuple[float, float]]] = []
     section = 0
-    for lineno, raw in enumerate(read_utf8(path).splitlines(), 1):
+    for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("ngram ") or line == "\\data\\":
             continue
@@ -154,6 +161,8 @@ def _parse_arpa(path: Path) -> list[dict[tuple[str, ...], tuple[float, float]]]:
             break
         if line.startswith("\\") and line.endswith("-grams:"):
             section = int(line[1:].split("-", 1)[0])
+            if max_order is not None and section > max_order:
+                break
             grams += [{} for _ in range(section - len(grams))]
             continue
         if section == 0:

@@ -2,7 +2,7 @@
 
 The acoustic model runs once over the validation loader; its log-posteriors are kept and decoded again
 for every (lm_weight, word_score) pair of a small grid, re-using one language model and lexicon. The pair
-with the lowest validation WER wins (ties: lower CER, then the pair nearest the untuned 1.0 / 0.0). The
+with the lowest validation WER wins (ties: :func:`best_pair`). The
 test set is never looked at.
 """
 
@@ -10,60 +10,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-
-from lstm_seq.audio.decoding.decode import BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.decode import BeamSearchDecoder
+from lstm_seq.audio.decoding.evaluate import Emissions
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Emissions:
-    """Log-posteriors of a split, batch by batch, with the references.
-
-    Attributes:
-        batches: ``(log_probs (B, T, V) float32 on the CPU, lengths (B,))`` per batch.
-        refs: the reference transcripts, in batch order.
-    """
-
-    batches: list[tuple[Tensor, Tensor]] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)
-
-    def decode(self, decoder: BeamSearchDecoder) -> list[str]:
-        """Every utterance decoded by ``decoder``, in the order of :attr:`refs`."""
-        return [h for lp, n in self.batches for h in decoder(lp, n)]
-
-    def greedy(self, vocab: CharVocab) -> list[str]:
-        """Best-path transcripts, in the order of :attr:`refs`."""
-        return [h for lp, n in self.batches for h in greedy_decode(lp, n, vocab)]
-
-
-@torch.no_grad()
-def collect_emissions(
-    module: torch.nn.Module, loader: Iterable, device: torch.device | str = "cpu"
-) -> Emissions:
-    """Run ``module`` (an :class:`~lstm_seq.audio.module.ASRModule`: waveforms → (B, T, V) log-posteriors)
-    over ``loader``'s :class:`~lstm_seq.audio.data.datasets.Batch` items (``None`` batches are skipped)."""
-    was_training = module.training
-    module.eval().to(device)
-    out = Emissions()
-    try:
-        for batch in loader:
-            if batch is None:
-                continue
-            batch = batch.to(device)
-            log_probs, lengths = module(batch.wave, batch.wave_lengths)
-            out.batches.append((log_probs.float().cpu(), lengths.cpu()))
-            out.refs.extend(batch.texts)
-    finally:
-        module.train(was_training)
-    return out
 
 
 @dataclass(frozen=True)
@@ -83,6 +38,17 @@ class TuneResult:
     cer: float
     greedy_wer: float
     table: list[dict[str, float]]
+
+
+def best_pair(table: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The row that wins: lowest WER, then lowest CER, then nearest the untuned 1.0 / 0.0 (L1), then the
+    smaller LM weight and word score — so the choice never depends on the order of the grids."""
+    return min(
+        table,
+        key=lambda r: (
+            r["wer"], r["cer"], abs(r["lm_weight"] - 1.0) + abs(r["word_score"]), r["lm_weight"], r["word_score"]
+        ),
+    )  # fmt: skip
 
 
 def tune_beam(
@@ -113,6 +79,6 @@ def tune_beam(
         }
         table.append(row)
         log.debug("beam tuning: %s", row)
-    best = min(table, key=lambda r: (r["wer"], r["cer"], abs(r["lm_weight"] - 1.0) + abs(r["word_score"])))
+    best = best_pair(table)
     greedy_wer = word_errors(refs, emissions.greedy(vocab)).rate
     return TuneResult(best["lm_weight"], best["word_score"], best["wer"], best["cer"], greedy_wer, table)
