@@ -43,14 +43,20 @@ def test_autocast_takes_a_state_of_another_dtype_like_nn_lstm(backend: str) -> N
     forward and in step. Outside autocast the mismatch is still an error."""
     torch.manual_seed(0)
     m = lstm_seq.LSTM(3, 4, num_layers=2, batch_first=True, backend=backend)
+    twin = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+    twin.load_state_dict(m.state_dict())
     x = torch.randn(2, 5, 3)
     state = (torch.randn(2, 2, 4).bfloat16(), torch.randn(2, 2, 4).bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, (h, c) = m(x, state)
-        ref, _ = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)(x, state)
+        ref, (h_ref, c_ref) = twin(x, state)
         h_t, _ = m.step(x[:, 0], state)
     assert out.shape == ref.shape == (2, 5, 4) and h.shape == c.shape == (2, 2, 4) and h_t.shape == (2, 4)
-    assert torch.isfinite(out.float()).all()
+    # fused/layerwise call nn.LSTM's own kernel: equal; the reference loop's bf16 matmuls round
+    # differently (about 2e-3 here, against 0.5 for an LSTM with other weights)
+    tol = 1e-2 if backend == "reference" else 0.0
+    for got, want in ((out, ref), (h, h_ref), (c, c_ref), (h_t, ref[:, 0])):
+        torch.testing.assert_close(got.float(), want.float(), rtol=0.0, atol=tol)
     with pytest.raises(RuntimeError, match=r"h_0 has dtype torch\.bfloat16"):
         m(x, state)
 

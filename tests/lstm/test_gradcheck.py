@@ -15,6 +15,7 @@ CASES = [
     ("fused", {"bidirectional": True, "proj_size": 2}),
     ("layerwise", {"bidirectional": True}),
     ("reference", {"layer_norm": True}),
+    ("ln_kernel", {"layer_norm": True, "bidirectional": True}),
     ("auto", {"layer_norm": True, "bidirectional": True}),
 ]
 

@@ -14,6 +14,7 @@ CONFIGS = [
     ("reference", {}),
     ("fused", {}),
     ("reference", {"layer_norm": True}),
+    ("ln_kernel", {"layer_norm": True}),
     ("fused", {"proj_size": 2}),
     ("layerwise", {}),
 ]
