@@ -208,7 +208,8 @@ def check(shape: Shape, device: torch.device, backend: str, dtype: str) -> dict[
     """Before a case is timed: ours (``backend``) against an independent float64 computation, on the case's
     I, H, L and D with T and B cut to ``CHECK_T``, ``CHECK_B``; with and without ``lengths`` (a padded batch,
     one sequence full); random h0/c0 and, for LayerNorm, random LayerNorm parameters. Compared: output,
-    h_n, c_n, the input gradient and every weight gradient of a loss that weights all of them randomly.
+    h_n, c_n, the input gradient and every weight gradient of a loss that weights all of them randomly, and
+    the outputs of a forward under ``torch.no_grad()``.
     Returns the largest relative error (max abs difference / max magnitude) in float64 (``"f64"``) and in
     the timed precision (``dtype``: ours in fp32, or under bf16 autocast, against the same float64 truth).
     """
@@ -216,6 +217,7 @@ def check(shape: Shape, device: torch.device, backend: str, dtype: str) -> dict[
         min(shape.B, CHECK_B), min(shape.T, CHECK_T), shape.I, shape.H, shape.L, shape.bidirectional,
         shape.layer_norm,
     )  # fmt: skip
+    torch.manual_seed(2)  # the weights: the same check whatever ran before
     theirs, ours = build(small, device, backend)
     theirs, ours = theirs.double(), ours.double()
     gen = torch.Generator().manual_seed(2)
@@ -252,7 +254,11 @@ def check(shape: Shape, device: torch.device, backend: str, dtype: str) -> dict[
             got = [out, h, c]
             loss = sum((w.to(cast) * y.to(cast)).sum() for w, y in zip(weights, got, strict=True))
             got += torch.autograd.grad(loss, [xg, *(named[n] for n in params)])
-            errs[prec] = max(errs[prec], *(_rel_err(a, b) for a, b in zip(got, want, strict=True)))
+            with torch.no_grad(), precision(prec, device):  # auto may run another backend without autograd
+                out, (h, c) = ours(xg, (hx[0].to(cast), hx[1].to(cast)), lengths=lens)
+            got += [out, h, c]
+            want_all = want + want[:3]
+            errs[prec] = max(errs[prec], *(_rel_err(a, b) for a, b in zip(got, want_all, strict=True)))
         ours.double()
     return errs
 
@@ -398,9 +404,9 @@ def main() -> None:
             lens[0] = shape.T
             cases.append((f"{shape_name}+len", lens))
         for (case_name, lens), dtype, pass_ in itertools.product(cases, dtypes, args.passes):
-            with precision(dtype, device):
-                plan = ours.plan(x)
             backward = pass_ == "fwd+bwd"
+            with torch.set_grad_enabled(backward), precision(dtype, device):
+                plan = ours.plan(x)
             fns = [
                 workload(m, x, dtype, device, backward, lens)
                 for m in (ours, theirs, ref, *extra)

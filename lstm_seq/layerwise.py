@@ -2,12 +2,12 @@
 
 Why: cuDNN picks its fast *persistent* algorithm only for one-layer, unidirectional, half-precision
 calls whose input and hidden sizes are multiples of 128 and whose batch is a multiple of 8 up to 128
-(../shared/PERFORMANCE.md, from PyTorch's ``aten/src/ATen/native/cudnn/RNN.cpp``). A stacked or
+(docs/performance.md, section 2, from PyTorch's ``aten/src/ATen/native/cudnn/RNN.cpp``). A stacked or
 bidirectional ``nn.LSTM`` is one call and never qualifies. Splitting the same network into
-``L * D`` single-layer unidirectional calls lets every call qualify: on an H100 under bf16
-autocast, the 4-layer bidirectional ASR encoder took 46 ms that way against 113 ms as one call
-(fwd+bwd, B32 T400 I320 H512). In fp32 the split is slower (125 vs 105 ms), so ``auto`` uses this
-backend only for half precision on a GPU (see :meth:`lstm_seq.LSTM.plan`).
+``L * D`` single-layer unidirectional calls lets every call qualify; in fp32 no call qualifies and
+the split only adds calls, so ``auto`` uses this backend only for half precision on a GPU (see
+:meth:`lstm_seq.LSTM.plan`; the H100 timings of both cases are in benchmarks/RESULTS.md, "2026-11-26 —
+GPU facts behind the backends").
 
 The reverse direction runs the forward kernel on the time-reversed input (each sequence reversed
 within its own length) and reverses its output back. Layer 0's input features may be zero-padded

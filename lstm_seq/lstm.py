@@ -55,21 +55,23 @@ in float64 to 1e-9 relative):
 * ``"layerwise"`` — :mod:`lstm_seq.layerwise`: the same kernels, one call per layer and direction
   (the reverse direction on time-reversed input), layer 0's features zero-padded to a multiple of
   128 on a GPU; every option but ``layer_norm``.
+* ``"ln_kernel"`` — :mod:`lstm_seq.kernels.ln_lstm`: the LayerNorm LSTM as one autograd node per
+  layer and direction, with a hand-written backward; per step one GEMM and one fused pointwise
+  kernel (Triton on CUDA, plain torch ops elsewhere). Only ``layer_norm=True`` without
+  ``proj_size``.
 * ``"auto"`` (default) — :func:`choose_backend`:
 
-  - ``layer_norm=True`` → ``reference`` (no fused LayerNorm kernel yet).
+  - ``layer_norm=True``: ``ln_kernel`` on CUDA when Triton is installed; off the GPU, the backend
+    :data:`AUTO_LAYER_NORM_CPU` names for the pass (a forward that autograd records for a backward,
+    or one that it does not), which is the faster one in the measurement it cites; ``reference``
+    with ``proj_size`` (``ln_kernel`` has no projection).
   - CUDA, half precision (fp16/bf16 input or CUDA autocast), more than one layer or bidirectional,
-    no ``proj_size`` → ``layerwise``. Measured reason (PERFORMANCE.md, H100, cuDNN 9.19): cuDNN's
-    persistent algorithm runs only one-layer unidirectional half-precision calls; the 4-layer
-    bidirectional ASR encoder (B32 T400 I320 H512, fwd+bwd, bf16 autocast) took 113 ms as one
-    nn.LSTM call and 46 ms as 8 one-layer unidirectional calls. That measurement was of nn.LSTM
-    modules; this backend's own GPU timing is still to be recorded by benchmarks/lstm_speed.py.
-  - everything else → ``fused``. Measured reasons (benchmarks/RESULTS.md): on this project's 2-core
-    development CPU, fp32, ``fused`` is 1.5–2.5× faster than ``reference`` forward and 1.4–2.4×
-    forward+backward on the cap-dec, 1layer, asr-enc-B8 and asr-enc shapes (and the same kernel as
-    nn.LSTM: 0.84–1.06×, noise); in fp32 on a GPU the split is slower than one call (125 vs 105 ms
-    for the encoder above), and a Python loop of the equations is about 44× slower than cuDNN's
-    best on one layer.
+    no ``proj_size`` → ``layerwise``: cuDNN's fast persistent algorithm runs only one-layer
+    unidirectional half-precision calls (docs/performance.md, section 2).
+  - everything else → ``fused``: on the CPU it is nn.LSTM's own kernel and faster than the
+    reference loop; on a GPU in fp32 one cuDNN call beats the split.
+
+The facts behind each rule are in docs/performance.md; the timings in benchmarks/RESULTS.md.
 
 :meth:`LSTM.plan` says which backend a given input would run on.
 """
@@ -92,8 +94,18 @@ from lstm_seq.kernels import ln_lstm, triton_ln_lstm
 Backend = Literal["auto", "reference", "fused", "layerwise", "ln_kernel"]
 State = tuple[Tensor, Tensor]
 BACKENDS: tuple[str, ...] = ("auto", "reference", "fused", "layerwise", "ln_kernel")
-# cuDNN's persistent algorithm wants input and hidden sizes that are multiples of this (PERFORMANCE.md).
+# cuDNN's persistent algorithm wants input and hidden sizes that are multiples of this (docs/performance.md).
 GPU_FEATURE_MULTIPLE = 128
+
+# What ``auto`` runs for a LayerNorm LSTM off the GPU, per pass: "fwd" = a forward that autograd does not
+# record (inference, decoding), "fwd+bwd" = one it records (training). Each is the faster of ``ln_kernel``
+# and ``reference`` in AUTO_LAYER_NORM_EVIDENCE (its ln-1layer rows, with and without lengths; the entry
+# "2026-12-01 — ln_kernel against the reference loop on the CPU" in benchmarks/RESULTS.md). The tests read
+# that file and check this table against it.
+AUTO_LAYER_NORM_EVIDENCE = (
+    "benchmarks/results/2026-12-01-cpu-intel-r-xeon-r-processor-1-threads-ln-dispatch.json"
+)
+AUTO_LAYER_NORM_CPU: dict[str, str] = {"fwd": "reference", "fwd+bwd": "reference"}
 
 
 def choose_backend(
@@ -105,20 +117,24 @@ def choose_backend(
     num_layers: int,
     bidirectional: bool,
     proj_size: int,
+    records_grad: bool = True,
 ) -> str:
     """The dispatch rule behind :meth:`LSTM.plan`, as a pure function of what it depends on.
 
     Returns ``"reference"``, ``"fused"``, ``"layerwise"`` or ``"ln_kernel"``. ``half_precision``
-    means the input is fp16/bf16 or CUDA autocast is on.
+    means the input is fp16/bf16 or CUDA autocast is on; ``records_grad`` that autograd records the
+    forward for a backward (it matters only for LayerNorm off the GPU: :data:`AUTO_LAYER_NORM_CPU`).
     """
     if backend == "reference":
         return "reference"
     if layer_norm:
         if backend == "ln_kernel":
             return "ln_kernel"
-        if proj_size == 0 and device_type == "cuda" and triton_ln_lstm.available():
-            return "ln_kernel"
-        return "reference"
+        if proj_size > 0:
+            return "reference"
+        if device_type == "cuda":
+            return "ln_kernel" if triton_ln_lstm.available() else "reference"
+        return AUTO_LAYER_NORM_CPU["fwd+bwd" if records_grad else "fwd"]
     if backend != "auto":
         return backend
     split_helps = num_layers > 1 or bidirectional
@@ -145,7 +161,8 @@ class LSTM(nn.Module):
             that of ``bias_hh`` to 0 (long memories: try 1–3).
         chrono_init: if given (T_max > 2), the chrono initialisation of Tallec & Ollivier (2018):
             forget bias ``log(U(1, T_max - 1))``, input bias its negative (``bias_hh`` zero there).
-        backend: ``"auto"``, ``"reference"`` or ``"fused"`` (module docs).
+        backend: ``"auto"``, ``"reference"``, ``"fused"``, ``"layerwise"`` or ``"ln_kernel"`` (module
+            docs: what each runs and what ``auto`` picks).
     """
 
     def __init__(
@@ -331,14 +348,18 @@ class LSTM(nn.Module):
 
     # ------------------------------------------------------------------ dispatch
     def plan(self, input: Tensor | PackedSequence) -> str:
-        """The backend that :meth:`forward` would use for ``input``: ``"reference"``, ``"fused"`` or
-        ``"layerwise"``.
+        """The backend that :meth:`forward` would use for ``input`` now: ``"reference"``, ``"fused"``,
+        ``"layerwise"`` or ``"ln_kernel"``.
 
-        This is the one dispatch point (rule: :func:`choose_backend`); see the module docs for the
-        measured reasons.
+        This is the one dispatch point (rule: :func:`choose_backend`); it depends on the input's device
+        and dtype, CUDA autocast, and whether autograd records (grad mode on and the input or a
+        parameter requiring grad). See the module docs for the reasons.
         """
         x = input.data if isinstance(input, PackedSequence) else input
         half = x.dtype in (torch.float16, torch.bfloat16) or (x.is_cuda and torch.is_autocast_enabled("cuda"))
+        records = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
         return choose_backend(
             self.backend,
             layer_norm=self.layer_norm,
@@ -347,6 +368,7 @@ class LSTM(nn.Module):
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
             proj_size=self.proj_size,
+            records_grad=records,
         )
 
     # ------------------------------------------------------------------ forward

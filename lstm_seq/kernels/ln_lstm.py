@@ -13,7 +13,7 @@ The recurrent part of one layer and direction of the LayerNorm LSTM (equations i
 over (T, B, 4H)). Here, every step is one GEMM plus one pointwise kernel that does both
 LayerNorms, the gates and the cell update (:func:`step_forward`); the backward walks the steps in
 reverse with one pointwise kernel (:func:`step_backward`) and one GEMM per step, and computes
-dW_hh as a single GEMM after the loop (the haste recipe; PERFORMANCE.md). The autograd reference
+dW_hh as a single GEMM after the loop (the haste recipe; docs/performance.md, section 1). The autograd reference
 loop, by contrast, launches about 30 small kernels per step forward and more backward.
 
 The pointwise kernels exist twice with the same signature: in Triton (CUDA tensors, or the CPU

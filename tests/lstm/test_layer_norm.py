@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import lstm_seq
+from lstm_seq.lstm import AUTO_LAYER_NORM_CPU
 
 from ._util import assert_close
 
@@ -38,9 +39,10 @@ def _explicit(m: lstm_seq.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return torch.stack(outs), h, c
 
 
-def test_layer_norm_matches_explicit_equations() -> None:
+@pytest.mark.parametrize("backend", ["reference", "ln_kernel"])
+def test_layer_norm_matches_explicit_equations(backend: str) -> None:
     torch.manual_seed(0)
-    m = lstm_seq.LSTM(3, 4, layer_norm=True).double()
+    m = lstm_seq.LSTM(3, 4, layer_norm=True, backend=backend).double()  # type: ignore[arg-type]
     with torch.no_grad():  # move gains and biases off their initial 1/0 so they matter
         for name, prm in m.named_parameters():
             if name.startswith("ln_"):
@@ -68,7 +70,11 @@ def test_layer_norm_parameters_and_dispatch() -> None:
                 assert name in names
                 assert getattr(m, name).shape == (size,)
     assert torch.all(m.ln_ih_weight_l0 == 1) and torch.all(m.ln_c_bias_l1_reverse == 0)
-    assert m.plan(torch.zeros(2, 1, 3)) == "reference"
+    with (
+        torch.no_grad()
+    ):  # the CPU rule (AUTO_LAYER_NORM_CPU) is checked against its measurement in test_ln_kernel
+        assert m.plan(torch.zeros(2, 1, 3)) == AUTO_LAYER_NORM_CPU["fwd"]
+    assert m.plan(torch.zeros(2, 1, 3)) == AUTO_LAYER_NORM_CPU["fwd+bwd"]
     with pytest.raises(ValueError, match="no LayerNorm kernel"):
         lstm_seq.LSTM(3, 4, layer_norm=True, backend="fused")
 

@@ -9,7 +9,7 @@ import torch
 import lstm_seq
 from lstm_seq.kernels import triton_ln_lstm
 from lstm_seq.layerwise import pad_features, reverse_index, reverse_within_lengths
-from lstm_seq.lstm import choose_backend
+from lstm_seq.lstm import AUTO_LAYER_NORM_CPU, choose_backend
 
 from ._util import assert_close, twins
 
@@ -64,7 +64,12 @@ def test_feature_padding_changes_nothing() -> None:
         ({"device_type": "cpu", "half_precision": True, "num_layers": 4, "bidirectional": True}, "fused"),
         ({"device_type": "cuda", "half_precision": True, "num_layers": 4, "proj_size": 3}, "fused"),
         ({"device_type": "cuda", "half_precision": True, "layer_norm": True}, LN_ON_GPU),
-        ({"device_type": "cpu", "half_precision": False, "layer_norm": True}, "reference"),
+        ({"device_type": "cpu", "half_precision": False, "layer_norm": True}, AUTO_LAYER_NORM_CPU["fwd+bwd"]),
+        (
+            {"device_type": "cpu", "half_precision": False, "layer_norm": True, "records_grad": False},
+            AUTO_LAYER_NORM_CPU["fwd"],
+        ),
+        ({"device_type": "cpu", "half_precision": False, "layer_norm": True, "proj_size": 2}, "reference"),
         ({"device_type": "cuda", "half_precision": True, "layer_norm": True, "proj_size": 2}, "reference"),
     ],
 )

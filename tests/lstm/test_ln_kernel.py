@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +16,11 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_seq
 from lstm_seq.kernels import ln_lstm, triton_ln_lstm
+from lstm_seq.lstm import AUTO_LAYER_NORM_CPU, AUTO_LAYER_NORM_EVIDENCE
 
 from ._util import assert_close
+
+REPO = Path(__file__).resolve().parents[2]
 
 T, B, I, H = 6, 3, 4, 5
 
@@ -54,7 +58,8 @@ def test_module_matches_reference_float64(bidirectional: bool, kind: str) -> Non
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([6, 2, 4])
-    hx = (torch.randn(2 * (1 + bidirectional), B, H, dtype=torch.float64),) * 2
+    n = 2 * (1 + bidirectional)  # h0 and c0 differ, so a swap of the two would show
+    hx = (torch.randn(n, B, H, dtype=torch.float64), torch.randn(n, B, H, dtype=torch.float64))
 
     def run(m: lstm_seq.LSTM) -> list[torch.Tensor]:
         if kind == "packed":
@@ -76,7 +81,32 @@ def test_ln_kernel_options_are_checked() -> None:
         lstm_seq.LSTM(3, 4, layer_norm=True, proj_size=2, backend="ln_kernel")
     x = torch.zeros(2, 1, 3)
     assert lstm_seq.LSTM(3, 4, layer_norm=True, backend="ln_kernel").plan(x) == "ln_kernel"
-    assert lstm_seq.LSTM(3, 4, layer_norm=True).plan(x) == "reference"  # CPU: the loop is as fast
+
+
+def _recorded_winner(pass_: str) -> str:
+    """The faster of ln_kernel and the reference loop for ``pass_`` in the measurement that
+    AUTO_LAYER_NORM_CPU cites (its ln-1layer rows, with and without lengths, which must agree)."""
+    result = json.loads((REPO / AUTO_LAYER_NORM_EVIDENCE).read_text())
+    rows = [c for c in result["cases"] if c["name"].startswith("ln-1layer") and c["pass"] == pass_]
+    assert len(rows) == 2 and all(c["plan"] == "ln_kernel" and "reference_ms" in c for c in rows), rows
+    winners = {"ln_kernel" if c["ours_ms"] < c["reference_ms"] else "reference" for c in rows}
+    assert len(winners) == 1, f"{pass_}: the padded and unpadded rows disagree; measure again"
+    return winners.pop()
+
+
+@pytest.mark.parametrize("pass_", ["fwd", "fwd+bwd"])
+def test_cpu_layer_norm_dispatch_is_the_recorded_faster_backend(pass_: str) -> None:
+    """``auto`` on the CPU runs, for each pass, the backend that was faster in the cited result file;
+    plan() and forward() follow the table (a forward recorded by autograd is a "fwd+bwd")."""
+    want = _recorded_winner(pass_)
+    assert AUTO_LAYER_NORM_CPU[pass_] == want
+    m = lstm_seq.LSTM(3, 4, layer_norm=True)
+    x = torch.zeros(2, 1, 3)
+    with torch.set_grad_enabled(pass_ == "fwd+bwd"):
+        assert m.plan(x) == want
+    if pass_ == "fwd":  # a module whose parameters are frozen does not record either
+        m.requires_grad_(False)
+        assert m.plan(x) == AUTO_LAYER_NORM_CPU["fwd"]
 
 
 _INTERPRETED = r"""
