@@ -23,7 +23,7 @@ if [ "$stage" = bench ]; then
   run gpu_tests 100 $py -m pytest -q -m gpu -p no:cacheprovider tests
   run lstm_speed 220 $py benchmarks/lstm_speed.py --shapes asr-enc asr-enc-B8 asr-enc-B128 cap-dec 1layer \
     --also fused layerwise --lengths --out "$out/results"
-  run lstm_speed_ln 80 $py benchmarks/lstm_speed.py --shapes ln-1layer ln-asr-enc --repeats 10 --tag ln --out "$out/results"
+  run lstm_speed_ln 80 $py benchmarks/lstm_speed.py --shapes ln-1layer ln-asr-enc --with-reference --repeats 10 --tag ln --out "$out/results"
   run caption_beam 60 $py -m benchmarks.caption_beam --out "$out/results"
   run asr_throughput 80 $py -m benchmarks.asr_train_throughput --workers 0 4 --out "$out/results"
 else

@@ -6,9 +6,9 @@ the final hidden state. Compares nn.LSTM's default initialisation, ``forget_bias
     python benchmarks/long_memory.py                    # the grid of benchmarks/RESULTS.md (2026-11-26)
     python benchmarks/long_memory.py --cases default:20:1500 forget3:50:400 chrono:50:400
 
-The defaults are the recorded run (``results/2026-11-26-long-memory.json``): every case with a
-1,500-step budget; it took about 13 CPU-minutes on the 2-core development machine, most of it in the
-cases that never solve the task (each runs its whole budget).
+The defaults are the grid of the recorded runs (``results/2026-11-26-long-memory.json`` and
+``…/2026-12-01-long-memory.json``): every case with a 1,500-step budget; 2–13 minutes on the 2-core
+development machines, most of it in the cases that never solve the task (each runs its whole budget).
 
 Writes benchmarks/results/<date>-long-memory.json.
 """
