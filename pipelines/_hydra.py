@@ -37,6 +37,11 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
 
 
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers, interpolations resolved (what the library's functions take)."""
+    return OmegaConf.to_container(node, resolve=True)
+
+
 def instantiate(node: Any, **kwargs: Any) -> Any:
     """Instantiate a ``_target_`` config node; an import or constructor failure is re-raised with its
     real cause in the message instead of Hydra's generic "Error locating target"."""

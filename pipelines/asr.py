@@ -25,18 +25,14 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lstm_seq.audio import recipe
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
-from pipelines._hydra import fit, paste_command, resolve_path, run_dir
+from pipelines._hydra import fit, paste_command, plain, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
-
-
-def plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True)
 
 
 def manifests(cfg: DictConfig, out: Path) -> dict[str, Path]:

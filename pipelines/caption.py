@@ -19,28 +19,21 @@ logs, predictions.jsonl (test) and summary.md.
 
 from __future__ import annotations
 
-from typing import Any
-
 import hydra
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_seq.outputs import write_metrics
+from lstm_seq.outputs import write_json_atomic, write_metrics
 from lstm_seq.vision import recipe
 from lstm_seq.vision.data.corpus import Corpus, load_corpus
-from lstm_seq.vision.generate import caption_folder
 from lstm_seq.vision.module import CaptionModule
-from pipelines._hydra import fit, make_loggers, make_trainer, paste_command, resolve_path, run_dir
+from pipelines._hydra import fit, paste_command, plain, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 
 # conf/data keys that are loader settings; the others are the dataset's own (files, folders, sizes)
 LOADER_KEYS = ("feature_cache", "cache_dir", "batch_size", "num_workers", "train_captions", "min_freq",
                "max_len", "mean", "std", "max_pixels", "smoke", "name", "augment")  # fmt: skip
-
-
-def plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True)
 
 
 def corpus(cfg: DictConfig) -> Corpus:
@@ -56,27 +49,29 @@ def main(cfg: DictConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True)
+    device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
     if cfg.mode == "generate":
-        g, model = cfg.generate, CaptionModule.load(resolve_path(cfg.ckpt))
-        metrics = caption_folder(model, resolve_path(cfg.image_dir), out, g.batch_size, g.num_workers, None,
-                                 g.max_pixels, g.thumbnail)  # fmt: skip
-        write_metrics(out, metrics)
-        return metrics
+        model = CaptionModule.load(resolve_path(cfg.ckpt))
+        return recipe.generate(model, resolve_path(cfg.image_dir), out, plain(cfg.generate), device)
     scenes = corpus(cfg)
     if cfg.mode == "test":
-        trainer = make_trainer(cfg.trainer, out, [], make_loggers(cfg.logger, out))
         model = CaptionModule.load(resolve_path(cfg.ckpt))
-        return recipe.evaluate(trainer, model, scenes, data, out, cache_dir=cache_dir)
+        metrics, _ = recipe.evaluate(model, scenes, data, out, cache_dir, device)
+        return metrics
     model = recipe.build_model(scenes, data, plain(cfg.encoder), plain(cfg.decoder), plain(cfg.model))
     train = recipe.loader(scenes, "train", model, data, True, cfg.seed, cache_dir)
     val = recipe.loader(scenes, "val", model, data, False, cache_dir=cache_dir)
     fitted = fit(cfg, model, out, "val/cider", "max", train_dataloaders=train, val_dataloaders=val)
     if fitted is None:  # DDP: rank 0 alone tests and writes the outputs
         return {}
-    metrics = recipe.evaluate(fitted.trainer, model, scenes, data, out, fitted.best or None, cache_dir)
+    best = CaptionModule.load(fitted.best) if fitted.best else model
+    metrics, predictions = recipe.evaluate(best, scenes, data, out, cache_dir, device)
     metrics.update(fitted.report)
     write_metrics(out, metrics)
-    recipe.write_summary(out, f"caption run {out.name}", OmegaConf.to_yaml(cfg), metrics, model, fitted.best)
+    write_json_atomic(out / "config.json", plain(cfg))
+    recipe.write_summary(
+        out, f"caption run {out.name}", OmegaConf.to_yaml(cfg), metrics, predictions, fitted.best
+    )
     print(
         f"caption done: test BLEU-4 {metrics['test/bleu4']:.3f}, CIDEr-D {metrics['test/cider']:.3f} → {out}"
     )

@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader
 
+from lstm_seq.outputs import write_jsonl_atomic
+from lstm_seq.settings import at_least, check, positive
 from lstm_seq.vision.data.datasets import ImageFolderDataset, collate_folder
 from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, list_images
 from lstm_seq.vision.gallery import GalleryEntry, write_gallery
@@ -20,15 +22,28 @@ from lstm_seq.vision.module import CaptionModule
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class GenerateConfig:
+    """``mode=generate`` (``generate`` in conf/caption.yaml)."""
+
+    batch_size: int = positive(32)
+    num_workers: int = at_least(0, 2)
+    max_pixels: int = positive(DEFAULT_MAX_PIXELS)  # larger files are refused (decompression bombs)
+    thumbnail: int = positive(160)  # gallery thumbnail side in pixels
+
+    def __post_init__(self) -> None:
+        check(self, "generate.")
+
+
 def caption_folder(
     model: CaptionModule,
     image_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    batch_size: int = 32,
-    num_workers: int = 0,
+    batch_size: int = GenerateConfig.batch_size,
+    num_workers: int = GenerateConfig.num_workers,
     beam_size: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    thumbnail: int = 160,
+    max_pixels: int = GenerateConfig.max_pixels,
+    thumbnail: int = GenerateConfig.thumbnail,
 ) -> dict[str, Any]:
     """Caption all images under ``image_dir`` (recursively) with ``model`` (on its device).
 
@@ -61,14 +76,13 @@ def caption_folder(
                 att = dec.alphas[i, :n].float().cpu().numpy()
             results[path] = GalleryEntry(path, caption=cap, attention=att)
     entries = [results[str(p)] for p in paths]
-    with open(out / "captions.jsonl", "w", encoding="utf-8") as fh:
-        for e in entries:
-            rec = (
-                {"path": e.path, "caption": e.caption}
-                if e.error is None
-                else {"path": e.path, "error": e.error}
-            )
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    write_jsonl_atomic(
+        out / "captions.jsonl",
+        (
+            {"path": e.path, "caption": e.caption} if e.error is None else {"path": e.path, "error": e.error}
+            for e in entries
+        ),
+    )
     write_gallery(entries, out / "captions.html", thumbnail=thumbnail, max_pixels=max_pixels)
     n_err = sum(e.error is not None for e in entries)
     return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,17 +18,46 @@ import torch.nn.functional as F
 from lstm_seq.metrics.caption import caption_metrics
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
 from lstm_seq.vision.data.images import ImageTransform
+from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.vision.decoder import (
     AttentionDecoder,
+    AttentionDecoderConfig,
     CaptionDecoder,
+    DecoderConfig,
     ShowTellDecoder,
     doubly_stochastic_penalty,
 )
 from lstm_seq.vision.decoding.beam import Decoded, beam_search, greedy
-from lstm_seq.vision.encoder import CNNEncoder
+from lstm_seq.vision.encoder import CNNEncoder, EncoderConfig
 from lstm_seq.vision.vocab import Vocabulary
 
 DECODERS: dict[str, type[CaptionDecoder]] = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
+DECODER_CONFIGS: dict[str, type[DecoderConfig]] = {"show_tell": DecoderConfig, "attention": AttentionDecoderConfig}
+
+
+@dataclass(frozen=True)
+class CaptionModelConfig:
+    """Training and search settings of :class:`CaptionModule` (``model`` in conf/caption.yaml); stored, flat, in
+    the checkpoint's hyper-parameters."""
+
+    lr: float = positive(3e-3)  # AdamW peak learning rate (linear warm-up, then cosine decay to 0)
+    weight_decay: float = at_least(0, 1e-4)
+    warmup_steps: int = at_least(0, 100)
+    att_reg: float = at_least(0, 0.1)  # doubly stochastic attention penalty (attention decoder only)
+    sampling_max: float = prob(0.0)  # scheduled sampling: top probability of feeding the model's own word
+    sampling_start_epoch: int = at_least(0, 2)  # the probability rises linearly from 0 at this epoch …
+    sampling_ramp_epochs: int = at_least(0, 4)  # … to sampling_max over this many epochs
+    beam_size: int = positive(3)  # test-time beam search
+    max_len: int = positive(24)  # longest generated caption (words)
+    length_penalty: float = 0.0  # GNMT exponent; 0 = raw log-probability
+    word_dropout: float = prob(0.0)  # training: input words → <unk> with this probability
+    no_repeat_ngram: int = at_least(0, 2)  # n of the repeated-n-gram penalty in search (0 = off)
+    repeat_penalty: float = at_least(0, 2.0)  # nats off a word that completes a repeated n-gram (inf = forbid)
+    coverage_penalty: float = at_least(0, 0.0)  # beta of the attention-coverage term of finished beams
+    repeat_words: tuple[str, ...] | None = None  # penalise only repeated n-grams that end in these words (None: all)
+
+    def __post_init__(self) -> None:
+        check(self, "model.")
 
 
 class CaptionModule(pl.LightningModule):
@@ -36,55 +66,55 @@ class CaptionModule(pl.LightningModule):
     transform: ``ImageTransform.to_dict()``.
     encoder: kwargs of :class:`CNNEncoder` plus ``lr_factor`` (encoder lr = lr · lr_factor).
     decoder: ``variant`` ("show_tell" | "attention") plus the decoder's kwargs.
-    lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay to 0.
-    att_reg: weight of the doubly stochastic attention penalty.
-    sampling_max, sampling_start_epoch, sampling_ramp_epochs: scheduled sampling probability rises linearly
-        from 0 at ``sampling_start_epoch`` to ``sampling_max`` over ``sampling_ramp_epochs``.
-    beam_size, max_len, length_penalty: test-time search.
-    no_repeat_ngram, repeat_penalty, coverage_penalty: against captions that repeat themselves (see
-        :mod:`lstm_seq.vision.decoding.beam`): a word completing an n-gram already in the hypothesis loses
-        ``repeat_penalty`` nats (greedy and beam); finished beams gain β · the coverage of the grid by their
-        attention. 0 turns each off. ``repeat_words``: penalise only n-grams ending in these words (None: all).
-    word_dropout: in training, each input word (not ``<start>``) becomes ``<unk>`` with this probability, so
-        the next word must come from the image more than from the previous word.
+    settings: the fields of :class:`CaptionModelConfig` (the others take its defaults; an unknown one raises
+        :class:`ValueError`):
+        lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay to 0.
+        att_reg: weight of the doubly stochastic attention penalty.
+        sampling_max, sampling_start_epoch, sampling_ramp_epochs: scheduled sampling probability rises linearly
+            from 0 at ``sampling_start_epoch`` to ``sampling_max`` over ``sampling_ramp_epochs``.
+        beam_size, max_len, length_penalty: test-time search.
+        no_repeat_ngram, repeat_penalty, coverage_penalty: against captions that repeat themselves (see
+            :mod:`lstm_seq.vision.decoding.beam`): a word completing an n-gram already in the hypothesis loses
+            ``repeat_penalty`` nats (greedy and beam); finished beams gain β · the coverage of the grid by their
+            attention. 0 turns each off. ``repeat_words``: penalise only n-grams ending in these words (None: all).
+        word_dropout: in training, each input word (not ``<start>``) becomes ``<unk>`` with this probability, so
+            the next word must come from the image more than from the previous word.
+
+    ``encoder`` and ``decoder`` are the fields of :class:`EncoderConfig` and :class:`DecoderConfig` /
+    :class:`AttentionDecoderConfig` (missing ones take the defaults). ``hparams`` hold plain dicts and numbers
+    only, so checkpoints load with ``weights_only=True``.
     """
 
     def __init__(
         self,
         vocab: dict[str, Any],
         transform: dict[str, Any],
-        encoder: dict[str, Any],
-        decoder: dict[str, Any],
-        lr: float = 2e-3,
-        weight_decay: float = 1e-4,
-        warmup_steps: int = 100,
-        att_reg: float = 0.1,
-        sampling_max: float = 0.0,
-        sampling_start_epoch: int = 0,
-        sampling_ramp_epochs: int = 5,
-        beam_size: int = 3,
-        max_len: int = 24,
-        length_penalty: float = 0.0,
-        word_dropout: float = 0.0,
-        no_repeat_ngram: int = 0,
-        repeat_penalty: float = 0.0,
-        coverage_penalty: float = 0.0,
-        repeat_words: list[str] | None = None,
+        encoder: dict[str, Any] | EncoderConfig,
+        decoder: dict[str, Any] | DecoderConfig,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.vocab = Vocabulary.from_dict(vocab)
-        self.transform = ImageTransform.from_dict(transform)
-        enc = dict(encoder)
-        self.encoder_lr_factor = float(enc.pop("lr_factor", 1.0))
-        self.encoder = CNNEncoder(**enc)
-        dec = dict(decoder)
-        variant = dec.pop("variant", "attention")
+        cfg = from_dict(CaptionModelConfig, settings, "model")
+        enc = from_dict(EncoderConfig, encoder, "encoder")
+        dec_dict = asdict(decoder) if isinstance(decoder, DecoderConfig) else dict(decoder)
+        variant = dec_dict.get("variant", DecoderConfig.variant)
         if variant not in DECODERS:
             raise ValueError(f"decoder.variant={variant!r}: expected one of {sorted(DECODERS)}")
-        self.decoder = DECODERS[variant](len(self.vocab), self.encoder.out_channels, **dec)
+        dec = from_dict(DECODER_CONFIGS[variant], dec_dict, "decoder")
+        rw = cfg.repeat_words
+        self.save_hyperparameters({
+            "vocab": vocab, "transform": transform, "encoder": asdict(enc), "decoder": asdict(dec),
+            **asdict(cfg), "repeat_words": list(rw) if rw is not None else None,
+        })  # fmt: skip
+        self.vocab = Vocabulary.from_dict(vocab)
+        self.transform = ImageTransform.from_dict(transform)
+        enc_kwargs = asdict(enc)
+        self.encoder_lr_factor = float(enc_kwargs.pop("lr_factor"))
+        self.encoder = CNNEncoder(**enc_kwargs)
+        dec_kwargs = asdict(dec)
+        dec_kwargs.pop("variant")
+        self.decoder = DECODERS[variant](len(self.vocab), self.encoder.out_channels, **dec_kwargs)
         self._eval: dict[str, list[Any]] = {"hyps": [], "refs": [], "ids": []}
-        self.test_results: dict[str, list[Any]] = {}
 
     # ---------------------------------------------------------------------------------------- loading
     @classmethod
@@ -118,7 +148,10 @@ class CaptionModule(pl.LightningModule):
         frac = (self.current_epoch - hp.sampling_start_epoch + 1) / max(1, hp.sampling_ramp_epochs)
         return float(hp.sampling_max * min(1.0, frac))
 
-    def _loss(self, batch: dict[str, Any], sampling_prob: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def caption_loss(
+        self, batch: dict[str, Any], sampling_prob: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced cross-entropy (a scalar) and the attention regulariser (a scalar) of a collated batch."""
         grid, pooled = self.features(batch["images"])
         idx = batch["img_index"]
         grid, pooled = grid.index_select(0, idx), pooled.index_select(0, idx)
@@ -165,7 +198,7 @@ class CaptionModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         p = self.sampling_prob()
-        ce, reg = self._loss(batch, p)
+        ce, reg = self.caption_loss(batch, p)
         bs = len(batch["ids"])
         self.log("train/loss", ce, prog_bar=True, batch_size=bs)
         if reg.item() != 0:
@@ -177,7 +210,7 @@ class CaptionModule(pl.LightningModule):
     def _eval_step(self, batch: dict[str, Any], stage: str, beam: int) -> None:
         if not batch["ids"]:
             return
-        ce, _ = self._loss(batch)
+        ce, _ = self.caption_loss(batch)
         self.log(f"{stage}/loss", ce, batch_size=len(batch["ids"]))
         out = self.generate(batch["images"], beam_size=beam)
         self._eval["hyps"].extend(self.vocab.decode_batch(out.tokens))
@@ -189,8 +222,6 @@ class CaptionModule(pl.LightningModule):
         metrics = caption_metrics(hyps, refs, prefix=f"{stage}/") if hyps else {}
         for k, val in metrics.items():
             self.log(k, val, prog_bar=k.endswith(("bleu4", "cider")))
-        if stage == "test":
-            self.test_results = {k: list(v) for k, v in self._eval.items()}
         self._eval = {"hyps": [], "refs": [], "ids": []}
         return metrics
 
@@ -199,12 +230,6 @@ class CaptionModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._eval_end("val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "test", beam=self.hparams.beam_size)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
 
     # ------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

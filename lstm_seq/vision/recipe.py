@@ -16,7 +16,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from lstm_seq.metrics.caption import java_metrics, object_metrics
+from lstm_seq.metrics.caption import caption_metrics, java_metrics, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
 from lstm_seq.vision.data.augment import ImageAugment
@@ -24,7 +24,9 @@ from lstm_seq.vision.data.corpus import Corpus
 from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
 from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.data.synth import COLOURS, SHAPES, novel_pair_recall
+from lstm_seq.vision.decoding.evaluate import caption_split
 from lstm_seq.vision.feature_cache import build_feature_cache
+from lstm_seq.vision.generate import caption_folder
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
 
@@ -76,49 +78,68 @@ def loader(
 
 
 def evaluate(
-    trainer: Any,
     model: CaptionModule,
     corpus: Corpus,
     data: Mapping[str, Any],
     out: Path,
-    ckpt: str | None = None,
     cache_dir: Path | None = None,
-) -> dict[str, float]:
-    """Test ``model`` (or the checkpoint ``ckpt``) on the test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where
-    Java runs; on the embedded scenes ``test/novel_pair_recall`` and the object figures of
-    :func:`~lstm_seq.metrics.caption.object_metrics` (``test/object_recall``, ``test/exact_set``,
-    ``test/count_accuracy``, ``test/repeat_rate``); writes metrics.json and predictions.jsonl."""
-    res = trainer.test(model, loader(corpus, "test", model, data, False, cache_dir=cache_dir), ckpt_path=ckpt,
-                       verbose=False)[0]  # fmt: skip
-    metrics = {k: float(v) for k, v in res.items() if k.startswith("test/")}
-    tr = model.test_results
+    device: str = "cpu",
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Test ``model`` on the test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where Java runs; on the embedded
+    scenes ``test/novel_pair_recall`` and the object figures of :func:`~lstm_seq.metrics.caption.object_metrics`
+    (``test/object_recall``, ``test/exact_set``, ``test/count_accuracy``, ``test/repeat_rate``); writes
+    metrics.json and predictions.jsonl. Returns the metrics and the predictions (``{"id", "caption",
+    "references"}`` per image)."""
+    test = loader(corpus, "test", model, data, False, cache_dir=cache_dir)
+    said = caption_split(model, test, device=device)
+    metrics = caption_metrics(said.hyps, said.refs, prefix="test/") if said.hyps else {}
+    if said.loss is not None:
+        metrics["test/loss"] = said.loss
     extra, why = {}, "METEOR/SPICE skipped in smoke mode"
     if not data.get("smoke"):
-        extra, why = java_metrics(tr["hyps"], tr["refs"], prefix="test/")
+        extra, why = java_metrics(said.hyps, said.refs, prefix="test/")
     if why:
         log.info(why)
     metrics.update(extra)
     if data["name"] == "scenes":  # composition: how often the held-out colour–shape pairs are named
         objects = {it.image_id: it.extra["objects"] for it in corpus.split("test")}
-        objs = [objects[i] for i in tr["ids"]]
-        metrics["test/novel_pair_recall"] = novel_pair_recall(tr["hyps"], objs)
+        objs = [objects[i] for i in said.ids]
+        metrics["test/novel_pair_recall"] = novel_pair_recall(said.hyps, objs)
         # each object named once, the right number of objects, no phrase said more often than it is there
-        metrics.update(object_metrics(tr["hyps"], objs, COLOURS, SHAPES, prefix="test/"))
-    rows = zip(tr["ids"], tr["hyps"], tr["refs"], strict=True)
-    write_jsonl_atomic(
-        out / "predictions.jsonl", ({"id": i, "caption": h, "references": r} for i, h, r in rows)
-    )
+        metrics.update(object_metrics(said.hyps, objs, COLOURS, SHAPES, prefix="test/"))
+    predictions = [
+        {"id": i, "caption": h, "references": r}
+        for i, h, r in zip(said.ids, said.hyps, said.refs, strict=True)
+    ]
+    write_jsonl_atomic(out / "predictions.jsonl", predictions)
     write_metrics(out, metrics)
+    return metrics, predictions
+
+
+def generate(
+    model: CaptionModule, image_dir: Path, out: Path, settings: Mapping[str, Any], device: str = "cpu"
+) -> dict[str, Any]:
+    """``mode=generate``: every image under ``image_dir`` → ``<out>/captions.jsonl`` and ``captions.html`` (a file
+    that cannot be read gets an ``error`` row; the run goes on); ``settings``: the ``conf/generate`` node
+    (``batch_size``, ``num_workers``, ``max_pixels``, ``thumbnail``)."""
+    metrics = caption_folder(
+        model.to(device), image_dir, out, settings["batch_size"], settings["num_workers"], None,
+        settings["max_pixels"], settings["thumbnail"],
+    )  # fmt: skip
+    write_metrics(out, metrics)
+    print(
+        f"captioned {metrics['generate/captioned']}/{metrics['generate/images']} images"
+        f" ({metrics['generate/errors']} errors) → {out / 'captions.jsonl'}, {out / 'captions.html'}"
+    )
     return metrics
 
 
-def write_summary(out: Path, title: str, config_yaml: str, metrics: Mapping[str, float], model: CaptionModule,
-                  best: str, samples: int = 10) -> None:  # fmt: skip
+def write_summary(out: Path, title: str, config_yaml: str, metrics: Mapping[str, float],
+                  predictions: list[dict[str, Any]], best: str, samples: int = 10) -> None:  # fmt: skip
     """``<out>/summary.md``: the config, a metrics table, the best checkpoint and ``samples`` test captions
     next to a reference."""
     lines = [f"# {title}", "", "```yaml", config_yaml, "```", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items())]
     lines += ["", f"best checkpoint: {best}", "", "sample test captions:"]
-    pairs = zip(model.test_results["hyps"], model.test_results["refs"], strict=True)
-    lines += [f"- {h}  (ref: {r[0]})" for h, r in list(pairs)[:samples]]
+    lines += [f"- {p['caption']}  (ref: {p['references'][0]})" for p in predictions[:samples]]
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")

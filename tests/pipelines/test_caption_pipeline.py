@@ -47,6 +47,8 @@ def test_smoke_training_writes_metrics_checkpoints_and_summary(smoke_run: Path) 
     assert (smoke_run / "summary.md").read_text().startswith("# caption run")
     preds = [json.loads(line) for line in (smoke_run / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 24 and all(len(p["references"]) == 5 for p in preds)
+    config = json.loads((smoke_run / "config.json").read_text())  # the composed config, as ASR writes it
+    assert config["mode"] == "train" and config["data"]["name"] == "scenes"
 
 
 def test_checkpoint_holds_vocab_and_transform(smoke_run: Path) -> None:

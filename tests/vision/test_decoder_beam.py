@@ -222,10 +222,10 @@ def test_word_dropout_changes_training_inputs_only(vocab: Vocabulary) -> None:
     losses = {}
     for p in (0.0, 0.9):
         m = make_module("attention", vocab, word_dropout=p)  # same seed: same weights
-        losses[("eval", p)] = m._loss(batch)[0]
+        losses[("eval", p)] = m.caption_loss(batch)[0]
         m.train()
         torch.manual_seed(0)
-        losses[("train", p)] = m._loss(batch)[0]
+        losses[("train", p)] = m.caption_loss(batch)[0]
     assert torch.equal(losses[("eval", 0.0)], losses[("eval", 0.9)])
     assert not torch.isclose(losses[("train", 0.0)], losses[("train", 0.9)])
 
