@@ -39,7 +39,7 @@ from lstm_seq.lstm_export import lstm_padded, onnx_translation_table, onnx_weigh
 if TYPE_CHECKING:
     from lstm_seq.audio.module import ASRModule
 
-__all__ = ["AcousticGraph", "ExportedFiles", "export_acoustic_model", "export_metadata"]
+__all__ = ["AcousticGraph", "ExportedFiles", "export_acoustic_model", "export_metadata", "file_opset"]
 
 FORMAT = "lstm_seq-asr-onnx/1"
 
@@ -80,6 +80,13 @@ class AcousticGraph(nn.Module):
         acoustic = module.acoustic
         self.subsample, self.norm, self.output = acoustic.subsample, acoustic.norm, acoustic.output
         self.featurizer: MFCC | None = module.featurizer if from_waveform else None
+        if from_waveform:
+            n_fft = module.feature_cfg.n_fft
+            k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+            angle = 2 * torch.pi * k * torch.arange(n_fft, dtype=torch.float64)[None, :] / n_fft
+            window = module.featurizer.window.double().cpu()
+            basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # (2·n_freqs, n_fft)
+            self.register_buffer("dft", basis[:, None, :].float(), persistent=False)
         self.n_layers = acoustic.lstm.num_layers
         for k, (w, r, b) in enumerate(onnx_weights(acoustic.lstm)):
             self.register_buffer(f"lstm_w{k}", w.clone(), persistent=False)
@@ -92,11 +99,14 @@ class AcousticGraph(nn.Module):
         fe = self.featurizer
         assert fe is not None
         cfg = fe.cfg
-        spec = torch.stft(
-            wave.float(), cfg.n_fft, cfg.hop_length, cfg.n_fft, fe.window, center=cfg.center,
-            pad_mode="reflect", return_complex=True,
-        )  # fmt: skip
-        power = spec.real**2 + spec.imag**2  # (B, n_freqs, T)
+        x = wave.float()[:, None, :]  # (B, 1, N)
+        if cfg.center:
+            x = torch.nn.functional.pad(x, (cfg.n_fft // 2, cfg.n_fft // 2), mode="reflect")
+        # the windowed DFT as one strided convolution (onnxruntime's STFT operator is a direct DFT per frame,
+        # 4-6x slower here for n_fft=400); the same frames as torch.stft(center=False) to float rounding
+        spec = torch.nn.functional.conv1d(x, self.dft, stride=cfg.hop_length)  # (B, 2·n_freqs, T)
+        n_freqs = cfg.n_fft // 2 + 1
+        power = spec[:, :n_freqs] ** 2 + spec[:, n_freqs:] ** 2  # (B, n_freqs, T)
         feats = torch.log(torch.matmul(power.transpose(1, 2), fe.fbanks).clamp(min=cfg.log_floor)) @ fe.dct
         if cfg.center:
             frames = lengths // cfg.hop_length + 1
@@ -153,6 +163,14 @@ def _versions() -> dict[str, str]:
         except ImportError:  # pragma: no cover - export itself needs both
             pass
     return out
+
+
+def file_opset(path: Path) -> int:
+    """The default-domain opset an ONNX file declares."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _decoding_dict(module: ASRModule) -> dict[str, Any]:
@@ -212,7 +230,7 @@ def export_acoustic_model(
     module: ASRModule,
     out_dir: str | os.PathLike[str],
     *,
-    opset: int = 17,
+    opset: int = 18,
     waveform: bool = True,
     torch_export: bool = True,
 ) -> ExportedFiles:
@@ -223,7 +241,8 @@ def export_acoustic_model(
     Args:
         module: a loaded recogniser (e.g. :meth:`ASRModule.load`); its weights are not changed.
         out_dir: created if missing; existing files of the same names are replaced.
-        opset: ONNX opset (≥ 17).
+        opset: ONNX opset (≥ 17). 18 is what the exporter writes; a lower one is converted afterwards, which
+            can fail (the file then keeps 18): ``metadata["opsets"]`` says what each file holds.
         waveform: also export the graph with the MFCC front end inside.
         torch_export: also save ``torch.export`` programs of the same graphs.
     Returns:
@@ -265,6 +284,7 @@ def export_acoustic_model(
     meta_path = out / "metadata.json"
     meta = export_metadata(module, opset)
     meta["files"] = {k: p.name for k, p in {**onnx_files, **extra}.items()}
+    meta["opsets"] = {k: file_opset(p) for k, p in onnx_files.items()}
     meta_path.write_text(json.dumps(meta, indent=1))
     extra["decoding"] = out / "decoding.json"
     extra["decoding"].write_text(json.dumps(_decoding_dict(module)))

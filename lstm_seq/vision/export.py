@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from lstm_seq.audio.export import ExportedFiles, _versions
+from lstm_seq.audio.export import ExportedFiles, _versions, file_opset
 
 if TYPE_CHECKING:
     from lstm_seq.vision.module import CaptionModule
@@ -122,14 +122,14 @@ def _metadata(module: CaptionModule, opset: int) -> dict[str, Any]:
 
 
 def export_captioner(
-    module: CaptionModule, out_dir: str | os.PathLike[str], *, opset: int = 17
+    module: CaptionModule, out_dir: str | os.PathLike[str], *, opset: int = 18
 ) -> ExportedFiles:
     """Write the encoder and the decoder step of ``module`` as ONNX with ``metadata.json``.
 
     Args:
         module: a loaded captioner (e.g. :meth:`CaptionModule.load`); its weights are not changed.
         out_dir: created if missing; files of the same names are replaced.
-        opset: ONNX opset (≥ 17).
+        opset: ONNX opset (≥ 17; see :func:`~lstm_seq.audio.export.export_acoustic_model`).
     Returns:
         the paths written (``onnx["encoder"]``, ``onnx["decoder_step"]``, ``metadata``).
     """
@@ -177,6 +177,7 @@ def export_captioner(
     meta = _metadata(module, opset)
     meta["graphs"]["decoder_step"]["outputs"] = out_names
     meta["files"] = {k: p.name for k, p in files.items()}
+    meta["opsets"] = {k: file_opset(p) for k, p in files.items()}
     meta_path = out / "metadata.json"
     meta_path.write_text(json.dumps(meta, indent=1))
     return ExportedFiles(out, files, meta_path)

@@ -119,6 +119,7 @@ def test_metadata_carries_vocab_features_and_decoding(exported: tuple[ASRModule,
     if m.feature_cfg.cmvn == "global":
         np.testing.assert_allclose(meta["features"]["cmvn_mean"], m.featurizer.cmvn_mean.numpy(), rtol=1e-6)
     assert set(meta["files"]) >= {"features", "waveform"}
+    assert meta["opsets"] == {"features": 18, "waveform": 18}
     assert files.extra["decoding"].is_file()
 
 
