@@ -14,3 +14,18 @@ Where things are (the same shape as :mod:`lstm_seq.vision`):
 - ``recipe.py``: the runs (prepare, train, test, transcribe) that ``python -m pipelines.asr`` calls;
   ``transcribe.py``: a folder of audio files → ``transcripts.jsonl``; ``plots.py``: pictures after training.
 """
+
+__all__ = ["Recognizer", "StreamingSession", "Transcript"]
+
+
+def __getattr__(name: str) -> object:
+    """``from lstm_seq.audio import Recognizer`` without importing the model stack for every submodule."""
+    if name in ("Recognizer", "Transcript"):
+        from lstm_seq.audio import recognizer
+
+        return getattr(recognizer, name)
+    if name == "StreamingSession":
+        from lstm_seq.audio.streaming import StreamingSession
+
+        return StreamingSession
+    raise AttributeError(f"module 'lstm_seq.audio' has no attribute {name!r}")

@@ -27,7 +27,8 @@ from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.decoding.setup import build as build_decoding
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.plots import plot_utterances
-from lstm_seq.audio.transcribe import Transcriber, transcribe_to_jsonl
+from lstm_seq.audio.recognizer import Recognizer
+from lstm_seq.audio.transcribe import transcribe_to_jsonl
 from lstm_seq.outputs import write_json_atomic, write_jsonl_atomic, write_metrics
 
 log = logging.getLogger(__name__)
@@ -227,12 +228,13 @@ def transcribe(
     out: Path,
     chunk_s: float,
     device: str | torch.device = "cpu",
+    batch_size: int = 16,
 ) -> dict[str, int]:
-    """``mode=transcribe``: every audio file under ``audio_dir`` → ``<out>/transcripts.jsonl`` (a file that
-    cannot be read gets an ``error`` row; the run goes on)."""
-    decoder = beam_decoder(module, decode, out / "lm")
-    transcriber = Transcriber(module, decoder, chunk_s=chunk_s, device=device)
-    counts = transcribe_to_jsonl(transcriber, audio_dir, out / "transcripts.jsonl")
+    """``mode=transcribe``: every audio file under ``audio_dir`` → ``<out>/transcripts.jsonl`` through a
+    :class:`~lstm_seq.audio.recognizer.Recognizer` (a file that cannot be read gets an ``error`` row; the run
+    goes on)."""
+    recognizer = Recognizer(module, decode=decode, device=device, chunk_s=chunk_s)
+    counts = transcribe_to_jsonl(recognizer, audio_dir, out / "transcripts.jsonl", batch_size)
     write_metrics(out, {f"transcribe/{k}": v for k, v in counts.items()})
     print(
         f"transcribed {counts['transcribed']}/{counts['files']} files ({counts['errors']} errors)"

@@ -157,6 +157,18 @@ class BeamSearchDecoder:
         other._decoder = self._build(other.cfg)
         return other
 
+    def nbest(self, log_probs: Tensor, lengths: Tensor, n: int) -> list[list[tuple[str, float]]]:
+        """Up to ``n`` distinct ``(text, score)`` per utterance, best first (score: acoustic + weighted LM + word
+        scores, in nats). The flashlight backend gives the best one only."""
+        if self.cfg.backend == "torch":
+            return [[(h.text, h.score) for h in hyps] for hyps in self._decoder.search(log_probs, lengths, n)]
+        emissions = log_probs.detach().float().cpu().contiguous()
+        hyps = self._decoder(emissions, lengths.cpu().to(torch.int32))
+        return [
+            [(text, float(h[0].score))] if h else []
+            for text, h in zip(self(log_probs, lengths), hyps, strict=True)
+        ]
+
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[str]:
         """Decode (B, T, V) log-posteriors with (B,) valid lengths into B strings."""
         if self.cfg.backend == "torch":
