@@ -13,14 +13,36 @@ Both expose the step API used by greedy and beam search (:mod:`lstm_seq.vision.d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lstm_seq import LSTM
+from lstm_seq.settings import check, one_of, positive, prob
 
 State = tuple[torch.Tensor, torch.Tensor]
 Memory = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """The caption decoder (``conf/decoder``); stored in checkpoints. ``variant`` picks the class."""
+
+    variant: str = one_of("attention", "show_tell", "attention")  # ShowTellDecoder | AttentionDecoder
+    embed_dim: int = positive(128)  # word embedding size E
+    hidden_size: int = positive(256)  # LSTM hidden size H
+    num_layers: int = positive(1)
+    dropout: float = prob(0.3)  # before the output layer (and between LSTM layers)
+
+    def __post_init__(self) -> None:
+        check(self, "decoder.")
+
+
+@dataclass(frozen=True)
+class AttentionDecoderConfig(DecoderConfig):
+    attention_dim: int = positive(128)  # size A of the additive attention space
 
 
 class CaptionDecoder(nn.Module):
@@ -120,10 +142,10 @@ class ShowTellDecoder(CaptionDecoder):
         self,
         vocab_size: int,
         feature_dim: int,
-        embed_dim: int = 128,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        dropout: float = 0.3,
+        embed_dim: int = DecoderConfig.embed_dim,
+        hidden_size: int = DecoderConfig.hidden_size,
+        num_layers: int = DecoderConfig.num_layers,
+        dropout: float = DecoderConfig.dropout,
     ) -> None:
         super().__init__(
             vocab_size, feature_dim, embed_dim, hidden_size, num_layers, dropout, lstm_input=embed_dim
@@ -164,11 +186,11 @@ class AttentionDecoder(CaptionDecoder):
         self,
         vocab_size: int,
         feature_dim: int,
-        embed_dim: int = 128,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        dropout: float = 0.3,
-        attention_dim: int = 128,
+        embed_dim: int = DecoderConfig.embed_dim,
+        hidden_size: int = DecoderConfig.hidden_size,
+        num_layers: int = DecoderConfig.num_layers,
+        dropout: float = DecoderConfig.dropout,
+        attention_dim: int = AttentionDecoderConfig.attention_dim,
     ) -> None:
         super().__init__(
             vocab_size,

@@ -15,12 +15,15 @@ downloaded.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+
+from lstm_seq.settings import at_least, check, one_of, positive
 
 BACKBONES = (
     "resnet18",
@@ -86,6 +89,26 @@ class ColourPath(nn.Module):
         return F.adaptive_max_pool2d(self.net(F.avg_pool2d(images, 4, ceil_mode=True)), size)
 
 
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The image encoder (``conf/encoder``): :class:`CNNEncoder`'s settings plus the fine-tuning rate; stored in
+    checkpoints."""
+
+    name: str = one_of("resnet18", *BACKBONES)  # a torchvision classifier
+    weights: str | None = (
+        None  # None = from scratch | path/to/weights.pth | a torchvision weight name (torch cache)
+    )
+    output_stride: int = one_of(32, 8, 16, 32)  # cut the trunk where the stride reaches this: sets the grid
+    grid_size: int | None = positive(None)  # adaptive-pool the grid to at most N×N
+    frozen: bool = False  # no gradients, eval mode (BatchNorm running statistics)
+    hue_pool: bool = False  # first conv max-pooled over the 3 cyclic RGB shifts: a trunk blind to hue
+    colour_channels: int = at_least(0, 0)  # > 0: a per-pixel colour path of this width appended to the grid
+    lr_factor: float = at_least(0, 1.0)  # encoder learning rate = model.lr × lr_factor
+
+    def __post_init__(self) -> None:
+        check(self, "encoder.")
+
+
 class CNNEncoder(nn.Module):
     """torchvision backbone → grid features.
 
@@ -103,13 +126,13 @@ class CNNEncoder(nn.Module):
 
     def __init__(
         self,
-        name: str = "resnet18",
-        weights: str | None = None,
-        output_stride: int = 32,
-        grid_size: int | None = None,
-        frozen: bool = False,
-        hue_pool: bool = False,
-        colour_channels: int = 0,
+        name: str = EncoderConfig.name,
+        weights: str | None = EncoderConfig.weights,
+        output_stride: int = EncoderConfig.output_stride,
+        grid_size: int | None = EncoderConfig.grid_size,
+        frozen: bool = EncoderConfig.frozen,
+        hue_pool: bool = EncoderConfig.hue_pool,
+        colour_channels: int = EncoderConfig.colour_channels,
     ) -> None:
         super().__init__()
         if name not in BACKBONES:

@@ -1,5 +1,5 @@
-"""Caption datasets over :class:`~lstm_seq.vision.data.formats.CaptionItem` records: a training/evaluation dataset
-and an image-folder dataset for generation, with their collate functions. An image that fails
+"""The caption dataset over :class:`~lstm_seq.vision.data.formats.CaptionItem` records (training and evaluation),
+with its collate function (images for generation are loaded by :class:`~lstm_seq.vision.captioner.Captioner`). An image that fails
 to load is reported (with its path and reason) and dropped from its batch: one bad file never stops a run.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lstm_seq.settings import at_least, check, positive
 from lstm_seq.training.sampler import SeededIndex
 from lstm_seq.vision.data.augment import ImageAugment, augment_scene
 from lstm_seq.vision.data.formats import CaptionItem
@@ -21,6 +23,29 @@ from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, ImageLoadError, Imag
 from lstm_seq.vision.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """How a captioning corpus is read, batched and transformed (the loading keys of ``conf/data``); the image
+    transform and the vocabulary threshold go into the model's checkpoint."""
+
+    image_size: int = positive(64)  # side S of the (squashed) input image
+    batch_size: int = positive(16)  # images per batch
+    num_workers: int = at_least(0, 0)  # DataLoader worker processes
+    train_captions: int = positive(3)  # captions per image per training step (the encoder runs once for all)
+    feature_cache: bool = False  # with a frozen encoder: grid features computed once, stored in cache_dir
+    cache_dir: str | None = None  # where the feature cache lives
+    min_freq: int = positive(1)  # words seen fewer times in training become <unk>
+    max_len: int = positive(24)  # training captions cut to this many words
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # per-channel normalisation
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    max_pixels: int = positive(DEFAULT_MAX_PIXELS)  # larger image files are refused (decompression bombs)
+    # training-time augmentation of the embedded scenes (captions rewritten to stay true); None = off
+    augment: ImageAugment | None = field(default_factory=ImageAugment)
+
+    def __post_init__(self) -> None:
+        check(self, "data.")
 
 
 class CaptionDataset(Dataset):
@@ -67,7 +92,9 @@ class CaptionDataset(Dataset):
         self.captions_per_image, self.max_len = captions_per_image, max_len
         self.images, self.max_pixels = images, max_pixels
         self.augment = augment
-        self.features: np.ndarray | None = None  # (N, L, C) cached grid features (lstm_seq.vision.feature_cache)
+        self.features: np.ndarray | None = (
+            None  # (N, L, C) cached grid features (lstm_seq.vision.feature_cache)
+        )
         self.feature_errors: list[str | None] = []
 
     def __len__(self) -> int:
@@ -161,33 +188,3 @@ def collate_captions(batch: list[dict[str, Any]], pad_id: int = 0) -> dict[str, 
         "skipped": [(b["path"], b["error"]) for b in batch if "error" in b],
     }
 
-
-class ImageFolderDataset(Dataset):
-    """Image files for generation: each item is ``{"path", "image"}`` or ``{"path", "error"}``."""
-
-    def __init__(
-        self, paths: list[Path], transform: ImageTransform, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> None:
-        self.paths, self.transform, self.max_pixels = paths, transform, max_pixels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        p = self.paths[i]
-        try:
-            return {"path": str(p), "image": self.transform(load_image(p, self.max_pixels))}
-        except ImageLoadError as exc:
-            return {"path": str(p), "error": exc.reason}
-        except Exception as exc:  # any other decoder failure: report it, keep going
-            return {"path": str(p), "error": f"{type(exc).__name__}: {exc}"}
-
-
-def collate_folder(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """``images`` (B', 3, S, S) of the loadable files, their ``paths``, and ``errors`` [(path, reason)]."""
-    good = [b for b in batch if "image" in b]
-    return {
-        "images": torch.stack([b["image"] for b in good]) if good else None,
-        "paths": [b["path"] for b in good],
-        "errors": [(b["path"], b["error"]) for b in batch if "error" in b],
-    }

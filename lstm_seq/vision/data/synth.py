@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from lstm_seq.settings import at_least, check, positive
+
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -68,13 +70,16 @@ def held_out_pairs() -> set[tuple[str, str]]:
 class SceneConfig:
     """What the corpus is; its hash names the cache folder."""
 
-    n_train: int = 4000  # training images
-    n_val: int = 250  # validation images
-    n_test: int = 500  # test images (each with a held-out colour–shape pair)
-    image_size: int = 64  # rendered side in pixels
-    max_objects: int = 3  # 1..max_objects objects per image
-    captions_per_image: int = 5  # reference captions per image
+    n_train: int = at_least(0, 4000)  # training images
+    n_val: int = at_least(0, 250)  # validation images
+    n_test: int = at_least(0, 500)  # test images (each with a held-out colour–shape pair)
+    image_size: int = positive(64)  # rendered side in pixels
+    max_objects: int = positive(3)  # 1..max_objects objects per image
+    captions_per_image: int = positive(5)  # reference captions per image
     seed: int = 0  # base seed; image i of split s uses its own RNG from (seed, s, i)
+
+    def __post_init__(self) -> None:
+        check(self, "data.")
 
     def key(self) -> str:
         payload = json.dumps({**asdict(self), "v": _GEN_VERSION}, sort_keys=True)
