@@ -12,3 +12,14 @@ Where things are (the same shape as :mod:`lstm_seq.audio`):
 - ``recipe.py``: the runs (train, test, generate) that ``python -m pipelines.caption`` calls; ``generate.py``: a
   folder of images → ``captions.jsonl``; ``gallery.py``: the ``captions.html`` gallery.
 """
+
+__all__ = ["Caption", "Captioner"]
+
+
+def __getattr__(name: str) -> object:
+    """``from lstm_seq.vision import Captioner`` without importing the model stack for every submodule."""
+    if name in __all__:
+        from lstm_seq.vision import captioner
+
+        return getattr(captioner, name)
+    raise AttributeError(f"module 'lstm_seq.vision' has no attribute {name!r}")

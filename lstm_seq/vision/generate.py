@@ -1,5 +1,6 @@
-"""Caption every image under a folder: ``captions.jsonl`` (one ``{"path", "caption"}`` or
-``{"path", "error"}`` per file) and the ``captions.html`` gallery. Bad files are reported, never fatal.
+"""Caption every image under a folder (``mode=generate``): ``captions.jsonl`` (one ``{"path", "caption"}`` or
+``{"path", "error"}`` per file) and the ``captions.html`` gallery. Bad files are reported, never fatal. The
+captions are :class:`~lstm_seq.vision.captioner.Captioner`'s.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader
-
 from lstm_seq.outputs import write_jsonl_atomic
 from lstm_seq.settings import at_least, check, positive
-from lstm_seq.vision.data.datasets import ImageFolderDataset, collate_folder
+from lstm_seq.vision.captioner import Captioner
 from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, list_images
 from lstm_seq.vision.gallery import GalleryEntry, write_gallery
 from lstm_seq.vision.module import CaptionModule
@@ -53,29 +52,17 @@ def caption_folder(
     paths = list_images(image_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(
-        ImageFolderDataset(paths, model.transform, max_pixels),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_folder,
-    )
-    model.eval()
-    results: dict[str, GalleryEntry] = {}
-    for batch in loader:
-        for path, reason in batch["errors"]:
-            log.warning("cannot caption %s: %s", path, reason)
-            results[path] = GalleryEntry(path, error=reason)
-        if batch["images"] is None:
-            continue
-        dec = model.generate(batch["images"].to(model.device), beam_size=beam_size)
-        caps = model.vocab.decode_batch(dec.tokens.cpu())
-        for i, (path, cap) in enumerate(zip(batch["paths"], caps, strict=True)):
-            att = None
-            if dec.alphas is not None:
-                n = int(dec.lengths[i]) + 1
-                att = dec.alphas[i, :n].float().cpu().numpy()
-            results[path] = GalleryEntry(path, caption=cap, attention=att)
-    entries = [results[str(p)] for p in paths]
+    captioner = Captioner(model, model.device, max_pixels)
+    results = captioner.caption(paths, beam_size, batch_size, attention=True, num_workers=num_workers)
+    for r in results:
+        if not r.ok:
+            log.warning("cannot caption %s", r.error)
+    entries = [
+        GalleryEntry(r.path, caption=r.text, attention=r.attention)
+        if r.ok
+        else GalleryEntry(r.path, error=r.error)
+        for r in results
+    ]
     write_jsonl_atomic(
         out / "captions.jsonl",
         (

@@ -34,12 +34,17 @@ class Decoded:
     lengths: (B,) number of words before ``<end>``.
     scores: (B,) summed log-probability (greedy) or length-normalised score (beam).
     alphas: (B, T, L) attention weights per emitted token (attention decoders), else None.
+    pool_tokens, pool_lengths, pool_scores: beam search only: the K best finished hypotheses per image,
+        best first — (B, K, T), (B, K), (B, K) with ``-inf`` scores for empty slots; else None.
     """
 
     tokens: torch.Tensor
     lengths: torch.Tensor
     scores: torch.Tensor
     alphas: torch.Tensor | None
+    pool_tokens: torch.Tensor | None = None
+    pool_lengths: torch.Tensor | None = None
+    pool_scores: torch.Tensor | None = None
 
 
 def _expand(memory: Memory, state: State, k: int) -> tuple[Memory, State]:
@@ -248,4 +253,4 @@ def beam_search(
     alphas = None
     if att is not None and fin_att is not None:
         alphas = torch.where(has_fin[:, None, None], fin_att[:, 0], att[:, 0])
-    return Decoded(tokens, lengths, scores, alphas)
+    return Decoded(tokens, lengths, scores, alphas, fin_seqs, fin_len, fin_scores)
