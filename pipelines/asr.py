@@ -9,6 +9,7 @@ Commands (every run writes into its own folder under outputs/, including metrics
     python -m pipelines.asr trainer=ddp trainer.devices=4                 # DDP: 4 processes (gloo on CPU)
     python -m pipelines.asr mode=test ckpt=PATH                           # evaluate on the configured test set
     python -m pipelines.asr mode=transcribe ckpt=PATH audio_dir=DIR       # → transcripts.jsonl
+    python -m pipelines.asr mode=export ckpt=PATH                         # → export/*.onnx + metadata.json
     python -m pipelines.asr mode=prepare data=librispeech data.root=/data/LibriSpeech   # also ljspeech, commonvoice
     python -m pipelines.asr data=librispeech                              # train on the prepared manifests
     python -m pipelines.asr data=speech_manifest data.train_manifest=train.jsonl \\
@@ -29,6 +30,7 @@ from omegaconf import DictConfig
 
 from lstm_seq.audio import recipe
 from lstm_seq.audio.module import ASRModule
+from lstm_seq.audio.recognizer import Recognizer
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
 from pipelines._hydra import fit, paste_command, plain, resolve_path, run_dir
@@ -57,6 +59,10 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         )
         root, manifest_dir = resolve_path(cfg.data.root), resolve_path(cfg.data.manifest_dir)
         return recipe.prepare(cfg.data.name, root, manifest_dir, out, **extra)
+    if cfg.mode == "export":
+        files = Recognizer(ASRModule.load(resolve_path(cfg.ckpt)), decode="greedy").export(out / "export")
+        print("\n".join(f"wrote {f}" for f in [*files.onnx.values(), files.metadata, *files.extra.values()]))
+        return {"export/files": len(files.onnx)}
     if cfg.mode == "transcribe":
         module = ASRModule.load(resolve_path(cfg.ckpt))
         t = cfg.transcribe

@@ -9,6 +9,7 @@ Runnable commands (outputs go to a fresh run directory under outputs/):
     python -m pipelines.caption trainer=ddp trainer.devices=2     # DDP: 2 processes (gloo on CPU)
     python -m pipelines.caption mode=test ckpt=outputs/…/checkpoints/best.ckpt
     python -m pipelines.caption mode=generate ckpt=PATH image_dir=DIR   # captions.jsonl + captions.html
+    python -m pipelines.caption mode=export ckpt=PATH             # export/*.onnx + metadata.json
     python -m pipelines.caption data=karpathy data.json_file=… data.image_dir=… encoder=resnet50 \
         encoder.weights=IMAGENET1K_V2 encoder.frozen=true trainer=gpu
     python -m pipelines.caption data=coco | data=flickr …         # see conf/data/*.yaml
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import write_json_atomic, write_metrics
 from lstm_seq.vision import recipe
+from lstm_seq.vision.captioner import Captioner
 from lstm_seq.vision.data.corpus import Corpus, load_corpus
 from lstm_seq.vision.module import CaptionModule
 from pipelines._hydra import fit, paste_command, plain, resolve_path, run_dir
@@ -50,6 +52,10 @@ def main(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True)
     device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
+    if cfg.mode == "export":
+        files = Captioner(CaptionModule.load(resolve_path(cfg.ckpt))).export(out / "export")
+        print("\n".join(f"wrote {f}" for f in [*files.onnx.values(), files.metadata]))
+        return {"export/files": len(files.onnx)}
     if cfg.mode == "generate":
         model = CaptionModule.load(resolve_path(cfg.ckpt))
         return recipe.generate(model, resolve_path(cfg.image_dir), out, plain(cfg.generate), device)

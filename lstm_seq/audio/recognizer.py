@@ -189,6 +189,22 @@ class Recognizer:
         :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it)."""
         return cls(ASRModule.load(path, map_location="cpu"), decode=decode, device=device, chunk_s=chunk_s)
 
+    # ------------------------------------------------------------------------------------------ serving
+    def export(self, out_dir: str | os.PathLike[str], **options: Any) -> Any:
+        """ONNX (and ``torch.export``) files of the acoustic model with their metadata:
+        :func:`lstm_seq.audio.export.export_acoustic_model` (``options``: ``opset``, ``waveform``,
+        ``torch_export``)."""
+        from lstm_seq.audio.export import export_acoustic_model
+
+        return export_acoustic_model(self.module, out_dir, **options)
+
+    def stream(self) -> Any:
+        """A :class:`~lstm_seq.audio.streaming.StreamingSession` over this model (greedy; a unidirectional model
+        with global or no CMVN): ``push(chunk) -> partial text``, ``finish() -> final text``."""
+        from lstm_seq.audio.streaming import StreamingSession
+
+        return StreamingSession(self.module)
+
     # ------------------------------------------------------------------------------------------ inputs
     def _items(self, items: Item | Iterable[Item], sample_rate: int | None) -> Iterator[tuple[str, Any]]:
         """(label, path or (wave, rate)) for every input; folders expand to their audio files."""

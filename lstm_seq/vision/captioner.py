@@ -126,6 +126,13 @@ class Captioner:
         :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it)."""
         return cls(CaptionModule.load(path), device=device)
 
+    def export(self, out_dir: str | os.PathLike[str], **options: Any) -> Any:
+        """ONNX files of the encoder and the decoder step with their metadata:
+        :func:`lstm_seq.vision.export.export_captioner` (``options``: ``opset``)."""
+        from lstm_seq.vision.export import export_captioner
+
+        return export_captioner(self.module, out_dir, **options)
+
     def _entries(self, items: Any) -> list[tuple[str, Any]]:
         if isinstance(items, (str, os.PathLike, Image.Image, torch.Tensor)):
             items = [items]

@@ -205,3 +205,14 @@ def test_smoke_in_bf16_mixed_precision(smoke: tuple[Path, Path]) -> None:
     assert all(math.isfinite(metrics[k]) for k in ("test/loss", "test/wer", "test/cer", "val/wer_beam_tuned"))
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
+
+
+def test_mode_export_writes_onnx_files_with_metadata(smoke: tuple[Path, Path]) -> None:
+    pytest.importorskip("onnxscript")
+    tmp, run = smoke
+    proc, out = run_asr(tmp, "debug=smoke", "mode=export", f"ckpt={run / 'checkpoints' / 'last.ckpt'}")
+    assert out is not None and json.loads((out / "metrics.json").read_text())["export/files"] == 2
+    meta = json.loads((out / "export" / "metadata.json").read_text())
+    assert (
+        meta["vocab"] and sorted(p.name for p in (out / "export").glob("*.onnx")) and "wrote" in proc.stdout
+    )

@@ -164,3 +164,10 @@ def test_smoke_in_bf16_mixed_precision(smoke_run: Path) -> None:
     )
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
+
+
+def test_mode_export_writes_the_encoder_and_decoder_step(smoke_run: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "export_run"
+    _run("mode=export", f"ckpt={smoke_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}")
+    assert len(list((out / "export").glob("*.onnx"))) == 2 and (out / "export" / "metadata.json").is_file()
