@@ -195,6 +195,21 @@ class ASRModule(pl.LightningModule):
         self.decoding = DecodingSetup.from_checkpoint(checkpoint)
         self.dropped_ctc = int(checkpoint.get("asr_dropped_ctc", 0))
 
+    def on_fit_start(self) -> None:
+        # cmvn="global": the statistics come from the training split, once (a resumed run has restored them)
+        if self.featurizer.fitted:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "dataset"):
+            log.warning("features.cmvn='global' and no data module to compute the statistics: mean 0, std 1")
+            return
+        from lstm_seq.audio.streaming import fit_dataset_cmvn
+
+        log.info(
+            "global CMVN statistics from %d training frames",
+            fit_dataset_cmvn(self.featurizer, dm.dataset("train")),
+        )
+
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
         cfg = self.optim_cfg

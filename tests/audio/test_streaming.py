@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from lstm_seq.audio.data.datasets import SpeechDataset
+from lstm_seq.audio.data.manifest import Utterance
 from lstm_seq.audio.decoding.decode import greedy_decode
 from lstm_seq.audio.features import FeatureConfig, fit_global_cmvn
 from lstm_seq.audio.module import ASRModule
-from lstm_seq.audio.streaming import StreamingSession, check_streamable
+from lstm_seq.audio.streaming import StreamingSession, check_streamable, fit_dataset_cmvn
 from tests.audio.conftest import speechlike
 
 
@@ -122,3 +125,22 @@ def test_cmvn_option_names_and_global_statistics(tmp_path: Path) -> None:
     assert other.featurizer.fitted and torch.equal(other.featurizer.cmvn_mean, fe.cmvn_mean)
     # and an old per-utterance module has no such keys (its checkpoints still load)
     assert not any("cmvn" in k for k in ASRModule(features={"cmvn": True}).state_dict())
+
+
+def test_global_cmvn_from_a_training_split(tmp_path: Path) -> None:
+    waves = [speechlike(0.8 + 0.1 * i, seed=i) for i in range(5)]
+    utts = []
+    for i, w in enumerate(waves):
+        sf.write(tmp_path / f"{i}.wav", w, 16000, subtype="FLOAT")
+        utts.append(Utterance(str(tmp_path / f"{i}.wav"), len(w) / 16000, "go left"))
+    ds = SpeechDataset(utts, ASRModule().vocab, check_files=False)
+    m = ASRModule(
+        features={"cmvn": "global"}, model={"bidirectional": False, "hidden_size": 8, "conv_channels": 2}
+    )
+    n = fit_dataset_cmvn(m.featurizer, ds, max_utterances=3)  # every 2nd clip: 0, 2, 4
+    ref = ASRModule(
+        features={"cmvn": "global"}, model={"bidirectional": False, "hidden_size": 8, "conv_channels": 2}
+    )
+    assert n == fit_global_cmvn(ref.featurizer, waves[::2])
+    torch.testing.assert_close(m.featurizer.cmvn_mean, ref.featurizer.cmvn_mean)
+    torch.testing.assert_close(m.featurizer.cmvn_std, ref.featurizer.cmvn_std)
