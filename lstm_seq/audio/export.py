@@ -23,6 +23,7 @@ Exporting needs ``onnx`` and ``onnxscript`` (``pip install lstm_seq[export]``); 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -261,7 +262,8 @@ def export_acoustic_model(
         for name, from_wave in (("features", False), ("waveform", True)):
             if from_wave and not waveform:
                 continue
-            graph = AcousticGraph(module, from_waveform=from_wave).cpu()
+            # a CPU copy: the module itself stays where it is
+            graph = copy.deepcopy(AcousticGraph(module, from_waveform=from_wave)).cpu()
             example = _example(module, from_wave)
             in_names = ["waveform", "wave_lengths"] if from_wave else ["features", "frames"]
             shapes = ({0: dyn, 1: dyn}, {0: dyn})

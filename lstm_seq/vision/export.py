@@ -15,6 +15,7 @@ checkpoint and the opset and library versions.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -143,7 +144,7 @@ def export_captioner(
     size = module.transform.size
     files: dict[str, Path] = {}
     try:
-        enc = CaptionEncoderGraph(module).cpu()
+        enc = copy.deepcopy(CaptionEncoderGraph(module)).cpu()  # a CPU copy: the module stays where it is
         images = torch.randn(2, 3, size, size)
         enc_out = ["grid", "pooled", "h0", "c0"] + (["keys"] if module.decoder.has_attention else [])
         files["encoder"] = out / "caption_encoder.onnx"
@@ -154,7 +155,8 @@ def export_captioner(
                 external_data=False, verbose=False,
             )  # fmt: skip
             first = enc(images)
-        step = (AttentionDecoderStep if module.decoder.has_attention else CaptionDecoderStep)(module).cpu()
+        step_cls = AttentionDecoderStep if module.decoder.has_attention else CaptionDecoderStep
+        step = copy.deepcopy(step_cls(module)).cpu()
         tokens = torch.full((2,), module.vocab.start_id, dtype=torch.long)
         h0, c0 = first[2], first[3]
         args: tuple[Tensor, ...] = (tokens, h0, c0)
