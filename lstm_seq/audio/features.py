@@ -7,7 +7,9 @@ Pipeline per utterance (both backends)::
     log                log(max(M·S, log_floor))          an absolute floor: no clip-relative dB clamp
     DCT-II (ortho)     first n_mfcc coefficients
     deltas (optional)  Δ and ΔΔ with a ±delta_window/2 regression, edge frames replicated
-    CMVN (optional)    per-utterance mean/variance normalisation over the valid frames
+    CMVN               ``cmvn``: "utterance" (mean/variance over the clip's valid frames), "global" (fixed
+                       statistics of the training set, stored in the checkpoint: streaming needs no whole
+                       clip) or "none"
 
 Without centre padding (the default) frame ``t`` covers samples ``[t·hop, t·hop + n_fft)``, so the
 features of a chunk that starts at a multiple of ``hop`` equal the same frames of the whole clip
@@ -19,6 +21,7 @@ The ``torchaudio`` backend (:class:`MFCC`) runs batched on the model's device; `
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +31,9 @@ import torchaudio.functional as AF
 from torch import Tensor, nn
 
 from lstm_seq.audio.data.augment import warp_filterbanks
+
+CMVN_MODES = ("utterance", "global", "none")
+CMVN_LEGACY = {"true": "utterance", "false": "none"}
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,18 @@ class FeatureConfig:
     log_floor: float = 1e-6  # log(max(mel power, floor))
     deltas: bool = True  # append Δ and ΔΔ
     delta_window: int = 5
-    cmvn: bool = True  # per-utterance mean/variance normalisation
+    cmvn: str = (
+        "utterance"  # "utterance" | "global" (training-set statistics) | "none"; true/false = old names
+    )
     backend: str = "torchaudio"  # or "librosa" (CPU reference)
+
+    def __post_init__(self) -> None:
+        # checkpoints and configs before the global option say cmvn: true/false (a string field may hold "True")
+        name = str(self.cmvn).lower() if isinstance(self.cmvn, bool | str) else None
+        mode = CMVN_LEGACY.get(name, name) if name is not None else None
+        if mode not in CMVN_MODES:
+            raise ValueError(f"features.cmvn must be one of {CMVN_MODES} (or true/false), got {self.cmvn!r}")
+        object.__setattr__(self, "cmvn", mode)
 
     @property
     def dim(self) -> int:
@@ -107,9 +123,25 @@ class MFCC(nn.Module):
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
         dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")  # (n_mels, n_mfcc)
         self.register_buffer("dct", dct, persistent=False)
+        if (
+            cfg.cmvn == "global"
+        ):  # training-set statistics (fit_global_cmvn): in the state dict, so in checkpoints
+            self.register_buffer("cmvn_mean", torch.zeros(cfg.dim))  # (F,)
+            self.register_buffer("cmvn_std", torch.ones(cfg.dim))  # (F,)
+            self.register_buffer(
+                "cmvn_frames", torch.zeros((), dtype=torch.long)
+            )  # frames counted; 0 = unfitted
 
     @torch.no_grad()
     def forward(self, wave: Tensor, lengths: Tensor, warp: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        feats, frames = self.unnormalised(wave, lengths, warp)
+        return self.normalise(feats, frames), frames
+
+    @torch.no_grad()
+    def unnormalised(
+        self, wave: Tensor, lengths: Tensor, warp: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The features before CMVN: (B, T, F) float32 (zero past each length), frames (B,)."""
         cfg = self.cfg
         with torch.autocast(device_type=wave.device.type, enabled=False):
             wave = wave.float()
@@ -136,14 +168,66 @@ class MFCC(nn.Module):
             frames = frames.clamp(max=feats.shape[1])
             if cfg.deltas:
                 feats = add_deltas(feats, frames, cfg.delta_window)
-            if cfg.cmvn:
-                feats = cmvn(feats, frames)
-            else:
-                feats = (
-                    feats
-                    * (torch.arange(feats.shape[1], device=feats.device)[None] < frames[:, None])[..., None]
-                )
-        return feats, frames
+            mask = torch.arange(feats.shape[1], device=feats.device)[None] < frames[:, None]
+        return feats * mask[..., None], frames
+
+    @property
+    def fitted(self) -> bool:
+        """False while ``cmvn="global"`` has no statistics yet (:func:`fit_global_cmvn`)."""
+        return self.cfg.cmvn != "global" or int(self.cmvn_frames) > 0
+
+    def normalise(self, feats: Tensor, frames: Tensor) -> Tensor:
+        """CMVN as configured: feats (B, T, F) unnormalised, frames (B,) → (B, T, F), zero past each length."""
+        if self.cfg.cmvn == "utterance":
+            return cmvn(feats, frames)
+        if self.cfg.cmvn == "global":
+            feats = (feats - self.cmvn_mean) / self.cmvn_std
+        mask = torch.arange(feats.shape[1], device=feats.device)[None] < frames[:, None]
+        return feats * mask[..., None]
+
+
+@torch.no_grad()
+def fit_global_cmvn(
+    featurizer: MFCC, waves: Iterable[np.ndarray | Tensor], batch_size: int = 16, eps: float = 1e-5
+) -> int:
+    """Set the ``cmvn="global"`` statistics of ``featurizer`` from clips (e.g. the training split).
+
+    Mean and standard deviation ``sqrt(var + eps)`` of every feature over all valid frames of ``waves``
+    (each (N,) at ``cfg.sample_rate``), accumulated in float64. Returns the number of frames counted.
+    """
+    if featurizer.cfg.cmvn != "global":
+        raise ValueError(f"fit_global_cmvn needs features.cmvn='global', not {featurizer.cfg.cmvn!r}")
+    dev = featurizer.fbanks.device
+    total = torch.zeros(featurizer.cfg.dim, dtype=torch.float64, device=dev)
+    total_sq = torch.zeros_like(total)
+    count = 0
+
+    def add(batch: list[Tensor]) -> None:
+        nonlocal count
+        lengths = torch.tensor([len(w) for w in batch], device=dev)
+        wave = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True).to(dev)
+        feats, frames = featurizer.unnormalised(wave, lengths)
+        f = feats.double()  # zero past each length: padding adds nothing to the sums
+        total.add_(f.sum((0, 1)))
+        total_sq.add_((f**2).sum((0, 1)))
+        count += int(frames.sum())
+
+    batch: list[Tensor] = []
+    for w in waves:
+        batch.append(torch.as_tensor(w, dtype=torch.float32).reshape(-1))
+        if len(batch) == batch_size:
+            add(batch)
+            batch = []
+    if batch:
+        add(batch)
+    if count == 0:
+        raise ValueError("fit_global_cmvn: no feature frames in the clips given")
+    mean = total / count
+    var = (total_sq / count - mean**2).clamp(min=0)
+    featurizer.cmvn_mean.copy_(mean.float())
+    featurizer.cmvn_std.copy_(torch.sqrt(var + eps).float())
+    featurizer.cmvn_frames.fill_(count)
+    return count
 
 
 def add_deltas(feats: Tensor, frames: Tensor, win: int) -> Tensor:
@@ -195,7 +279,7 @@ def librosa_mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         d2 = scipy.signal.savgol_filter(d1, cfg.delta_window, 1, deriv=1, axis=-1, mode="nearest")
         feats = np.concatenate([feats, d1, d2], axis=0)
     feats = feats.T  # (T, F)
-    if cfg.cmvn and feats.shape[0] > 0:
+    if cfg.cmvn == "utterance" and feats.shape[0] > 0:
         feats = (feats - feats.mean(0)) / np.sqrt(feats.var(0) + 1e-5)
     return feats.astype(np.float32)
 
@@ -228,6 +312,8 @@ def compute_features(
         dev = mod.fbanks.device
         return mod(wave.to(dev), lengths.to(dev))
     if cfg.backend == "librosa":
+        if cfg.cmvn == "global":
+            raise ValueError("the librosa backend is the reference of cmvn='utterance'/'none' only")
         outs = [librosa_mfcc(wave[i, : int(n)].cpu().numpy(), cfg) for i, n in enumerate(lengths)]
         frames = torch.tensor([o.shape[0] for o in outs], dtype=torch.long)
         feats = torch.zeros(len(outs), max(1, int(frames.max())) if outs else 1, cfg.dim)
