@@ -11,6 +11,7 @@ Where things are (the same shape as :mod:`lstm_seq.audio`):
 - ``decoding/``: greedy and batched beam search (``beam``).
 - ``recipe.py``: the runs (train, test, generate) that ``python -m pipelines.caption`` calls; ``generate.py``: a
   folder of images → ``captions.jsonl``; ``gallery.py``: the ``captions.html`` gallery.
+- ``export.py``: the encoder and one decoder step as ONNX + metadata.
 """
 
 __all__ = ["Caption", "Captioner"]
