@@ -1,27 +1,34 @@
-"""Structured-config schemas of the two pipelines and the value checks run before any work.
+"""How the two pipelines' configs are composed: Hydra schemas built from the library's settings dataclasses, the
+``${smoke:…}`` and ``${launch_dir:}`` resolvers, and the checks that depend on the mode.
+
+Where a setting is defined. Every setting of the library — features, model, augmentation, loading, decoding,
+optimiser, encoder, decoder — is defined once, with its default and its rule (> 0, a probability, a choice), on a
+field of a dataclass in ``lstm_seq`` (e.g. :class:`lstm_seq.audio.features.FeatureConfig`; the rules are
+:mod:`lstm_seq.settings`). The schemas here are those dataclasses, registered in Hydra's ConfigStore as they are
+or extended by the few keys that only a run has (``data.name``, ``data.smoke``, the files of a corpus, the
+trainer, ``mode``, ``ckpt``, …). So ``conf/*.yaml`` holds only what differs from the defaults
+(tests/pipelines/test_config_defaults.py fails when a YAML file restates a default).
 
 Types and key names are checked by Hydra while it composes: every primary config starts its defaults list with
-its schema (``asr_schema`` / ``caption_schema``, registered below in Hydra's ConfigStore), and every option of
-the groups ``data``, ``features``, ``model``, ``decode``, ``encoder``, ``decoder`` starts with the schema of its
-kind (``- /schema/<pipeline>/<group>/<kind>@_here_``; options whose keys differ, such as each dataset, have
-their own). A misspelt key or a value of the wrong type then fails at start with Hydra's own message naming
-the key; ``+key=value`` still adds a key on purpose.
+its schema (``asr_schema`` / ``caption_schema``) and every option of the groups ``data``, ``features``, ``model``,
+``decode``, ``augment``, ``encoder``, ``decoder`` with the schema of its kind (``- /schema/<pipeline>/<group>/
+<kind>@_here_``). A misspelt key or a value of the wrong type fails at start with Hydra's message naming the key;
+``+key=value`` still adds a key on purpose.
 
-Values are checked by :func:`validate`, from the ``metadata`` of the schema fields (positive sizes,
-probabilities in [0, 1], choices, input paths that must exist, keys a mode needs), and the first problem is
-reported as one :class:`~pipelines._hydra.ConfigError` line naming the key.
-
-Importing this module registers the schemas and the ``${smoke:FULL,SMOKE}`` resolver (the value used without and
-with ``debug=smoke``; experiment presets use it to stay runnable on tiny data).
+Values are checked by :func:`validate`, which each pipeline's ``main`` calls first, before any work: the rules
+of the fields (the same ones the library dataclasses check when they are built), the input paths that must exist
+in this mode and the keys this mode needs; the first problem is reported as one
+:class:`~pipelines._hydra.ConfigError` line naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import inspect
 import os
+import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -29,34 +36,24 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lstm_seq.audio.data.augment import AugmentConfig
-from lstm_seq.vision.data.augment import ImageAugment
+from lstm_seq.audio.data.datamodule import LoaderConfig as SpeechLoaderConfig
+from lstm_seq.audio.data.importers import import_ljspeech
+from lstm_seq.audio.data.synth import SynthConfig
+from lstm_seq.audio.decoding.decode import DecodeConfig
+from lstm_seq.audio.features import FeatureConfig, SpecAugmentConfig
+from lstm_seq.audio.model import ModelConfig
+from lstm_seq.audio.module import OptimConfig
+from lstm_seq.settings import at_least, like, one_of, positive, prob, value_problem
+from lstm_seq.vision.data.datasets import LoaderConfig as ImageLoaderConfig
+from lstm_seq.vision.data.synth import SceneConfig
+from lstm_seq.vision.decoder import AttentionDecoderConfig as LibAttentionDecoderConfig
+from lstm_seq.vision.decoder import DecoderConfig
+from lstm_seq.vision.encoder import EncoderConfig
+from lstm_seq.vision.generate import GenerateConfig
+from lstm_seq.vision.module import CaptionModelConfig
 from pipelines._hydra import ConfigError, resolve_path
 
-# --------------------------------------------------------------------------------------------------- field kinds
-
-
-def _field(default: Any, **meta: Any) -> Any:
-    return field(default=default, metadata=meta)
-
-
-def positive(default: Any = MISSING) -> Any:
-    """A number > 0 (``None`` allowed where the type is optional)."""
-    return _field(default, low=0, low_open=True)
-
-
-def at_least(low: float, default: Any = MISSING) -> Any:
-    """A number ≥ ``low``."""
-    return _field(default, low=low)
-
-
-def prob(default: Any = MISSING) -> Any:
-    """A probability or fraction in [0, 1]."""
-    return _field(default, low=0, high=1)
-
-
-def one_of(default: Any, *choices: Any) -> Any:
-    """One of ``choices``."""
-    return _field(default, choices=choices)
+__all__ = ["ASRConfig", "AttentionDecoderConfig", "CaptionConfig", "register", "validate"]
 
 
 def input_path(
@@ -64,9 +61,30 @@ def input_path(
 ) -> Any:
     """A path read by the run: must exist (a ``kind`` = "file" or "dir") when set and ``mode`` is in
     ``checked``; must be set when ``mode`` is in ``required``."""
-    return _field(
-        default, path=kind, checked=tuple(checked), required=tuple(required), placeholder=placeholder
-    )
+    meta = {"path": kind, "checked": tuple(checked), "required": tuple(required), "placeholder": placeholder}
+    return field(default=default, metadata=meta)
+
+
+def schema(cls: type, *extra: tuple[str, Any, Any], name: str | None = None) -> type:
+    """The Hydra schema of the library settings class ``cls``: its fields (types, defaults and rules taken from
+    ``cls``, not restated) plus the run's own ``extra`` fields, as a plain, writable dataclass (the library's
+    classes are frozen, which OmegaConf would make read-only)."""
+    hints = typing.get_type_hints(cls)
+    names = {e[0] for e in extra}  # an extra field of the name of a library one replaces it
+    own = [(f.name, hints[f.name], like(cls, f.name)) for f in dataclasses.fields(cls) if f.name not in names]
+    doc = f"Schema of {cls.__module__}.{cls.__qualname__}."
+    return make_dataclass(name or cls.__name__, own + list(extra), namespace={"__doc__": doc})
+
+
+def extend(name: str, base: type, *extra: tuple[str, Any, Any]) -> type:
+    """Schema ``base`` plus ``extra`` fields (e.g. a corpus' own keys)."""
+    return make_dataclass(name, list(extra), bases=(base,))
+
+
+def _like(cls: type, *names: str) -> list[tuple[str, Any, Any]]:
+    """Fields ``names`` of the library dataclass ``cls`` (type, default and rule), for a schema that exposes them."""
+    hints = typing.get_type_hints(cls)
+    return [(n, hints[n], like(cls, n)) for n in names]
 
 
 # -------------------------------------------------------------------------------------------------- shared nodes
@@ -107,10 +125,10 @@ class TrainerConfig:
 class ResilienceConfig:
     """Fault tolerance (lstm_seq.training.fault_tolerance_callbacks)."""
 
-    checkpoint_every_n_steps: int = at_least(
-        0, 50
-    )  # also write last.ckpt every N optimizer steps (0 = per epoch)
-    max_consecutive_bad_batches: int = at_least(0, 10)  # stop after N non-finite batches in a row (0 = never)
+    # also write checkpoints/last.ckpt every N optimizer steps (0 = at epoch ends only; every epoch end always)
+    checkpoint_every_n_steps: int = at_least(0, 50)
+    # stop after N batches in a row with a NaN/inf loss or gradient (0 = never)
+    max_consecutive_bad_batches: int = at_least(0, 10)
 
 
 @dataclass
@@ -134,303 +152,196 @@ class RunConfig:
 
 # ----------------------------------------------------------------------------------------------------------- ASR
 
-
-@dataclass
-class ASRDataConfig:
-    name: str = MISSING
-    smoke: bool = False  # debug=smoke: tiny data
-    sample_rate: int = positive(16000)
-    max_duration: float = positive(20.0)  # seconds; longer utterances are skipped
-    max_frames: int = positive(20000)  # padded feature frames per batch
-    num_workers: int = at_least(0, 0)
-
-
-@dataclass
-class SpeechSynthDataConfig(ASRDataConfig):
-    n_utterances: int = positive(3000)
-    smoke_utterances: int = positive(160)
-    # "stock": accent × stock variant | "generated": an eSpeak NG voice file per speaker
-    voices: str = one_of("stock", "stock", "generated")
-    n_speakers: int = positive(400)  # speakers of a generated-voice corpus
-    rate_wpm: list[int] = field(default_factory=lambda: [140, 210])  # speaking rates over speakers
-    val_speakers: int = positive(8)
-    test_speakers: int = positive(12)
-    val_fraction: float = prob(0.08)
-    test_fraction: float = prob(0.12)
-    snr_db: list[float] = field(default_factory=lambda: [15.0, 40.0])
-    seed: int = 0
-    synth_workers: int | None = positive(None)
-
-
-@dataclass
-class ManifestDataConfig(ASRDataConfig):
-    train_manifest: str = input_path(MISSING, "file", checked=("train", "test"))
-    val_manifest: str = input_path(MISSING, "file", checked=("train", "test"))
-    test_manifest: str = input_path(MISSING, "file", checked=("train", "test"))
-    smoke_utterances: int = positive(64)
-    num_workers: int = at_least(0, 2)
-
-
-@dataclass
-class ImportedDataConfig(ManifestDataConfig):
-    """A public corpus on disk: ``mode=prepare data.root=…`` writes the manifests into manifest_dir."""
-
-    root: str | None = input_path(None, "dir", checked=("prepare",), required=("prepare",), placeholder="DIR")
-    manifest_dir: str = MISSING
-
-
-@dataclass
-class LJSpeechDataConfig(ImportedDataConfig):
-    val_fraction: float = prob(0.03)
-    test_fraction: float = prob(0.03)
-
-
-@dataclass
-class SpecAugmentConfig:
-    freq_masks: int = at_least(0, 1)
-    freq_width: int = at_least(0, 4)
-    time_masks: int = at_least(0, 1)
-    time_width: int = at_least(0, 10)
-    max_time_frac: float = prob(0.1)
-
-
-@dataclass
-class FeaturesConfig:
-    """lstm_seq.audio.features.FeatureConfig + SpecAugment."""
-
-    backend: str = one_of("torchaudio", "torchaudio", "librosa")
-    sample_rate: int = positive(16000)
-    n_fft: int = positive(400)
-    hop_length: int = positive(160)
-    n_mels: int = positive(40)
-    n_mfcc: int = positive(13)
-    f_min: float = at_least(0, 20.0)
-    f_max: float | None = positive(None)
-    mel_scale: str = one_of("htk", "htk", "slaney")
-    mel_norm: str | None = one_of(None, None, "slaney")
-    center: bool = False
-    log_floor: float = positive(1e-6)
-    deltas: bool = True
-    delta_window: int = positive(5)
-    cmvn: bool = True
-    specaugment: SpecAugmentConfig | None = None
+# conf/data: the loader's settings (lstm_seq.audio.data.datamodule.LoaderConfig) + what names the corpus
+ASRDataConfig = schema(
+    SpeechLoaderConfig,
+    ("name", str, field(default=MISSING)),
+    ("smoke", bool, field(default=False)),  # debug=smoke: tiny data
+    ("sample_rate", int, like(FeatureConfig, "sample_rate")),
+    name="ASRDataConfig",
+)
+# the embedded eSpeak NG corpus: the fields of lstm_seq.audio.data.synth.SynthConfig a run may set
+SpeechSynthDataConfig = extend(
+    "SpeechSynthDataConfig",
+    ASRDataConfig,
+    *_like(SynthConfig, "n_utterances", "voices", "n_speakers", "rate_wpm", "val_speakers", "test_speakers"),
+    *_like(SynthConfig, "val_fraction", "test_fraction", "snr_db", "seed"),
+    ("smoke_utterances", int, positive(160)),  # n_utterances with debug=smoke
+    ("synth_workers", int | None, positive(None)),  # synthesis processes (None = CPUs, at most 4)
+)
+_MANIFEST = input_path(MISSING, "file", checked=("train", "test"))
+ManifestDataConfig = extend(
+    "ManifestDataConfig",
+    ASRDataConfig,
+    ("train_manifest", str, _MANIFEST),
+    ("val_manifest", str, input_path(MISSING, "file", checked=("train", "test"))),
+    ("test_manifest", str, input_path(MISSING, "file", checked=("train", "test"))),
+    ("smoke_utterances", int, positive(64)),  # with debug=smoke only the first ones of each manifest
+    # audio files on disk, read speech up to ~17 s: a larger frame budget than the short synthetic utterances,
+    # and worker processes to decode the files (the defaults of LoaderConfig suit the small cached corpus)
+    ("max_frames", int, positive(20000)),
+    ("num_workers", int, at_least(0, 2)),
+)
+# a public corpus on disk: ``mode=prepare data.root=…`` writes the manifests into manifest_dir
+ImportedDataConfig = extend(
+    "ImportedDataConfig",
+    ManifestDataConfig,
+    (
+        "root",
+        str | None,
+        input_path(None, "dir", checked=("prepare",), required=("prepare",), placeholder="DIR"),
+    ),
+    ("manifest_dir", str, field(default=MISSING)),
+)
+_LJ = inspect.signature(import_ljspeech).parameters  # the importer's own defaults
+LJSpeechDataConfig = extend(  # one speaker: split by utterance (a hash of each id)
+    "LJSpeechDataConfig",
+    ImportedDataConfig,
+    ("val_fraction", float, prob(_LJ["val_fraction"].default)),
+    ("test_fraction", float, prob(_LJ["test_fraction"].default)),
+)
+# conf/features: lstm_seq.audio.features.FeatureConfig + SpecAugment (training only; null = off)
+SpecAugmentSchema = schema(SpecAugmentConfig)
+FeaturesConfig = schema(
+    FeatureConfig,
+    ("specaugment", SpecAugmentSchema | None, field(default_factory=SpecAugmentSchema)),
+    name="FeaturesConfig",
+)
+ASRModelConfig, ASROptimConfig, ASRDecodeConfig = (
+    schema(ModelConfig),
+    schema(OptimConfig),
+    schema(DecodeConfig),
+)
 
 
-@dataclass
-class ASRModelConfig:
-    """lstm_seq.audio.model.ModelConfig."""
-
-    subsample: int = one_of(4, 1, 2, 4)  # conv subsampling in time
-    conv_channels: int = positive(16)
-    hidden_size: int = positive(128)  # LSTM units per direction
-    num_layers: int = positive(2)
-    bidirectional: bool = True
-    dropout: float = prob(0.1)
-    forget_bias: float | None = 1.0
-    lstm_backend: str = "auto"
-
-
-@dataclass
-class ASROptimConfig:
-    lr: float = positive(3e-3)  # peak of the one-cycle schedule (AdamW)
-    weight_decay: float = at_least(0, 1e-2)
-    pct_start: float = prob(0.1)
-
-
-@dataclass
-class DecodeConfig:
-    beam: bool = False
-
-
-@dataclass
-class BeamLMDecodeConfig(DecodeConfig):
-    """lstm_seq.audio.decoding.decode.BeamConfig."""
-
-    beam: bool = True
-    beam_size: int = positive(50)
-    lm_order: int = at_least(0, 3)
-    lm_weight: float | None = None  # None: tuned on validation after training (else 1.0)
-    word_score: float | None = None  # None: tuned on validation after training (else 0.0)
-    tune_lm_weights: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
-    tune_word_scores: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0, 2.0])
-    lexicon: bool = True
-    beam_threshold: float = positive(25.0)
-    backend: str = one_of("torch", "torch", "flashlight")
+AugmentSchema = schema(AugmentConfig)
 
 
 @dataclass
 class ASRCallbacksConfig:
-    early_stopping_patience: int | None = positive(4)
+    early_stopping_patience: int | None = positive(
+        4
+    )  # validation epochs without a better val/wer (null = never)
 
 
 @dataclass
 class TranscribeConfig:
-    chunk_s: float = positive(20.0)
+    chunk_s: float = positive(20.0)  # longest piece of audio decoded at once (s); longer files are chunked
     device: str = "cpu"
 
 
 @dataclass
 class ASRConfig(RunConfig):
-    mode: str = one_of("train", "train", "test", "transcribe", "prepare")
+    # train (train + test) | test (ckpt=) | transcribe (ckpt=, audio_dir=) | prepare (import a dataset)
+    # | export (ckpt=: ONNX files of the acoustic model into <run dir>/export)
+    mode: str = one_of("train", "train", "test", "transcribe", "prepare", "export")
+    # a checkpoint: resumes training in mode=train; the model to use in test/transcribe/export
     ckpt: str | None = input_path(
-        None, "file", checked=("train", "test", "transcribe"), required=("test", "transcribe")
+        None,
+        "file",
+        checked=("train", "test", "transcribe", "export"),
+        required=("test", "transcribe", "export"),
     )
+    # folder of audio files for mode=transcribe (searched recursively)
     audio_dir: str | None = input_path(
         None, "dir", checked=("transcribe",), required=("transcribe",), placeholder="DIR"
     )
-    data: ASRDataConfig = MISSING
-    features: FeaturesConfig = MISSING
-    model: ASRModelConfig = MISSING
-    optim: ASROptimConfig = field(default_factory=ASROptimConfig)
-    decode: DecodeConfig = MISSING
-    # conf/augment: the library dataclass is the schema (it holds every default)
-    augment: AugmentConfig | None = None
+    data: ASRDataConfig = MISSING  # type: ignore[valid-type]  # each option brings the schema of its kind
+    features: FeaturesConfig = MISSING  # type: ignore[valid-type]
+    model: ASRModelConfig = field(default_factory=ASRModelConfig)  # type: ignore[valid-type]
+    optim: ASROptimConfig = field(default_factory=ASROptimConfig)  # type: ignore[valid-type]
+    decode: ASRDecodeConfig = field(default_factory=ASRDecodeConfig)  # type: ignore[valid-type]
+    augment: AugmentSchema | None = None  # type: ignore[valid-type]  # waveform augmentation of the training split (conf/augment)
     callbacks: ASRCallbacksConfig = field(default_factory=ASRCallbacksConfig)
-    plot_utterances: int = at_least(0, 4)
+    plot_utterances: int = at_least(0, 4)  # test utterances drawn as PNGs after training (0 = none)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig("test/wer", "minimize"))
 
 
 # ------------------------------------------------------------------------------------------------------- caption
 
-
-@dataclass
-class CaptionDataConfig:
-    name: str = MISSING
-    smoke: bool = False
-    image_size: int = positive(224)
-    batch_size: int = positive(32)
-    num_workers: int = at_least(0, 0)
-    train_captions: int = positive(5)  # captions per image per training step
-    feature_cache: bool = False
-    cache_dir: str = MISSING
-    min_freq: int = positive(1)
-    max_len: int = positive(24)
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    # training-time augmentation; the library dataclass is the schema (it holds every default); null = off
-    augment: ImageAugment | None = None
+# conf/data: the loader's settings (lstm_seq.vision.data.datasets.LoaderConfig) + what names the corpus
+CaptionDataConfig = schema(
+    ImageLoaderConfig,
+    ("name", str, field(default=MISSING)),
+    ("smoke", bool, field(default=False)),
+    ("cache_dir", str | None, field(default="${paths.data_dir}")),  # the feature cache of a run's data
+    name="CaptionDataConfig",
+)
+# the embedded scenes: the fields of lstm_seq.vision.data.synth.SceneConfig a run may set
+ScenesDataConfig = extend(
+    "ScenesDataConfig",
+    CaptionDataConfig,
+    *_like(SceneConfig, "n_train", "n_val", "n_test", "max_objects", "captions_per_image", "seed"),
+)
 
 
-@dataclass
-class ScenesDataConfig(CaptionDataConfig):
-    n_train: int = positive(4000)
-    n_val: int = positive(250)
-    n_test: int = positive(500)
-    max_objects: int = positive(3)
-    captions_per_image: int = positive(5)
-    seed: int = 0
+def _files(kind: str) -> Any:
+    return input_path(MISSING, kind, checked=("train", "test"))
 
 
 @dataclass
 class SplitFilesConfig:
-    train: str = input_path(MISSING, "file", checked=("train", "test"))
-    val: str = input_path(MISSING, "file", checked=("train", "test"))
-    test: str = input_path(MISSING, "file", checked=("train", "test"))
+    train: str = _files("file")
+    val: str = _files("file")
+    test: str = _files("file")
 
 
 @dataclass
 class SplitDirsConfig:
-    train: str = input_path(MISSING, "dir", checked=("train", "test"))
-    val: str = input_path(MISSING, "dir", checked=("train", "test"))
-    test: str = input_path(MISSING, "dir", checked=("train", "test"))
+    train: str = _files("dir")
+    val: str = _files("dir")
+    test: str = _files("dir")
 
 
-@dataclass
-class CocoDataConfig(CaptionDataConfig):
-    annotations: SplitFilesConfig = field(default_factory=SplitFilesConfig)
-    image_dirs: SplitDirsConfig = field(default_factory=SplitDirsConfig)
-    max_pixels: int = positive(50_000_000)
+CocoDataConfig = extend(
+    "CocoDataConfig",
+    CaptionDataConfig,
+    ("annotations", SplitFilesConfig, field(default_factory=SplitFilesConfig)),
+    ("image_dirs", SplitDirsConfig, field(default_factory=SplitDirsConfig)),
+)
+FlickrDataConfig = extend(
+    "FlickrDataConfig",
+    CaptionDataConfig,
+    ("token_file", str, _files("file")),
+    ("image_dir", str, _files("dir")),
+    # optional: without them a 90/5/5 split by image name
+    ("split_files", dict[str, str] | None, field(default=None)),
+)
+KarpathyDataConfig = extend(
+    "KarpathyDataConfig",
+    CaptionDataConfig,
+    ("json_file", str, _files("file")),
+    ("image_dir", str, _files("dir")),
+)
 
 
-@dataclass
-class FlickrDataConfig(CaptionDataConfig):
-    token_file: str = input_path(MISSING, "file", checked=("train", "test"))
-    image_dir: str = input_path(MISSING, "dir", checked=("train", "test"))
-    split_files: dict[str, str] | None = None  # optional: without them a 90/5/5 split by image name
-    max_pixels: int = positive(50_000_000)
-
-
-@dataclass
-class KarpathyDataConfig(CaptionDataConfig):
-    json_file: str = input_path(MISSING, "file", checked=("train", "test"))
-    image_dir: str = input_path(MISSING, "dir", checked=("train", "test"))
-    max_pixels: int = positive(50_000_000)
-
-
-@dataclass
-class EncoderConfig:
-    """lstm_seq.vision.encoder.CNNEncoder."""
-
-    name: str = MISSING  # a torchvision classifier
-    weights: str | None = (
-        None  # null | path/to/weights.pth | a torchvision weight name (from the torch cache)
-    )
-    output_stride: int = one_of(32, 8, 16, 32)
-    grid_size: int | None = positive(None)
-    frozen: bool = False
-    hue_pool: bool = False  # first conv max-pooled over the 3 cyclic RGB shifts: a trunk blind to hue
-    colour_channels: int = at_least(0, 0)  # > 0: a per-pixel colour path of this width appended to the grid
-    lr_factor: float = at_least(0, 1.0)
-
-
-@dataclass
-class DecoderConfig:
-    variant: str = one_of(MISSING, "show_tell", "attention")
-    embed_dim: int = positive(128)
-    hidden_size: int = positive(256)
-    num_layers: int = positive(1)
-    dropout: float = prob(0.3)
-
-
-@dataclass
-class AttentionDecoderConfig(DecoderConfig):
-    attention_dim: int = positive(128)
-
-
-@dataclass
-class CaptionModelConfig:
-    """Keyword arguments of lstm_seq.vision.module.CaptionModule."""
-
-    lr: float = positive(3e-3)
-    weight_decay: float = at_least(0, 1e-4)
-    warmup_steps: int = at_least(0, 100)
-    att_reg: float = at_least(0, 0.1)
-    sampling_max: float = prob(0.0)
-    sampling_start_epoch: int = at_least(0, 2)
-    sampling_ramp_epochs: int = at_least(0, 4)
-    beam_size: int = positive(3)
-    max_len: int = positive(24)
-    length_penalty: float = 0.0
-    word_dropout: float = prob(0.0)
-    no_repeat_ngram: int = at_least(0, 0)  # n of the repeated-n-gram penalty in search (0 = off)
-    repeat_penalty: float = at_least(0, 0.0)  # nats off a word that repeats an n-gram (inf = forbid)
-    coverage_penalty: float = at_least(0, 0.0)  # beta of the attention-coverage term in beam search
-    repeat_words: list[str] | None = None  # penalise only repeated n-grams that end in these words
-
-
-@dataclass
-class GenerateConfig:
-    batch_size: int = positive(32)
-    num_workers: int = at_least(0, 2)
-    max_pixels: int = positive(50_000_000)
-    thumbnail: int = positive(160)
+CaptionEncoderConfig, CaptionGenerateConfig = schema(EncoderConfig), schema(GenerateConfig)
+CaptionDecoderConfig = schema(DecoderConfig, name="DecoderConfig")
+AttentionDecoderConfig = extend(  # the attention decoder's own key: from the library class
+    "AttentionDecoderConfig", CaptionDecoderConfig, *_like(LibAttentionDecoderConfig, "attention_dim")
+)
+CaptionModelSchema = schema(CaptionModelConfig)
 
 
 @dataclass
 class CaptionConfig(RunConfig):
-    mode: str = one_of("train", "train", "test", "generate")
+    # train (then test) | test | generate | export (ONNX encoder + decoder step into <run dir>/export)
+    mode: str = one_of("train", "train", "test", "generate", "export")
+    # mode=train: resume from it; mode=test / generate / export: the model
     ckpt: str | None = input_path(
-        None, "file", checked=("train", "test", "generate"), required=("test", "generate")
+        None, "file", checked=("train", "test", "generate", "export"), required=("test", "generate", "export")
     )
+    # folder captioned recursively by mode=generate
     image_dir: str | None = input_path(
         None, "dir", checked=("generate",), required=("generate",), placeholder="DIR"
     )
-    data: CaptionDataConfig = MISSING
-    encoder: EncoderConfig = MISSING
-    decoder: DecoderConfig = MISSING
-    model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    data: CaptionDataConfig = MISSING  # type: ignore[valid-type]  # each option brings the schema of its kind
+    encoder: CaptionEncoderConfig = field(default_factory=CaptionEncoderConfig)  # type: ignore[valid-type]
+    decoder: CaptionDecoderConfig = MISSING  # type: ignore[valid-type]
+    model: CaptionModelSchema = field(default_factory=CaptionModelSchema)  # type: ignore[valid-type]
+    generate: CaptionGenerateConfig = field(default_factory=CaptionGenerateConfig)  # type: ignore[valid-type]
+    # torch.set_num_threads; null = torch's default (on a small shared CPU one thread was the fastest)
     threads: int | None = positive(1)
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig("test/cider", "maximize"))
 
@@ -446,17 +357,32 @@ SCHEMAS: dict[str, dict[str, type]] = {
     },
     "asr/features": {"mfcc": FeaturesConfig},
     "asr/model": {"lstm_ctc": ASRModelConfig},
-    "asr/decode": {"greedy": DecodeConfig, "beam_lm": BeamLMDecodeConfig},
-    "asr/augment": {"waveform": AugmentConfig},
+    "asr/decode": {"greedy": ASRDecodeConfig, "beam_lm": ASRDecodeConfig},
+    "asr/augment": {"waveform": AugmentSchema},
     "caption/data": {
         "scenes": ScenesDataConfig,
         "coco": CocoDataConfig,
         "flickr": FlickrDataConfig,
         "karpathy": KarpathyDataConfig,
     },
-    "caption/encoder": {"cnn": EncoderConfig},
-    "caption/decoder": {"show_tell": DecoderConfig, "attention": AttentionDecoderConfig},
+    "caption/encoder": {"cnn": CaptionEncoderConfig},
+    "caption/decoder": {"show_tell": CaptionDecoderConfig, "attention": AttentionDecoderConfig},
 }
+
+
+def schema_node(cls: type) -> DictConfig:
+    """The structured config of dataclass ``cls``, writable: the library's settings classes are frozen (read-only
+    in OmegaConf), but a config file and the command line must be able to override them."""
+    node = OmegaConf.structured(cls)
+
+    def unlock(n: DictConfig) -> None:
+        OmegaConf.set_readonly(n, False)
+        for key in n.keys():
+            if not OmegaConf.is_missing(n, key) and isinstance(n._get_node(key), DictConfig):
+                unlock(n._get_node(key))  # type: ignore[arg-type]
+
+    unlock(node)
+    return node
 
 
 def _smoke(full: Any, small: Any, *, _root_: DictConfig) -> Any:
@@ -468,11 +394,11 @@ def register() -> None:
     """Register the schemas in Hydra's ConfigStore and the ``smoke`` and ``launch_dir`` resolvers
     (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(name="asr_schema", node=ASRConfig)
-    cs.store(name="caption_schema", node=CaptionConfig)
+    cs.store(name="asr_schema", node=schema_node(ASRConfig))
+    cs.store(name="caption_schema", node=schema_node(CaptionConfig))
     for group, nodes in SCHEMAS.items():
         for name, node in nodes.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+            cs.store(group=f"schema/{group}", name=name, node=schema_node(node))
     if not OmegaConf.has_resolver("smoke"):
         OmegaConf.register_new_resolver("smoke", _smoke)
     if not OmegaConf.has_resolver("launch_dir"):
@@ -487,34 +413,16 @@ register()
 # -------------------------------------------------------------------------------------------------- validation
 
 
-def _check_value(key: str, value: Any, meta: dict[str, Any], mode: str | None) -> str | None:
-    """The problem with ``value`` (one line naming ``key``), or None."""
-    if value is None:
-        return None
-    if "choices" in meta and value not in meta["choices"]:
-        choices = ", ".join(str(c) for c in meta["choices"])
-        return f"{key}={value!r} is not one of: {choices}"
-    if "low" in meta and isinstance(value, int | float) and not isinstance(value, bool):
-        low, high = meta["low"], meta.get("high")
-        if not math.isfinite(value):
-            return f"{key}={value} must be a finite number"
-        if meta.get("low_open") and not value > low:
-            return f"{key}={value} must be > {low}"
-        if value < low or (high is not None and value > high):
-            return (
-                f"{key}={value} must be in [{low}, {high}]"
-                if high is not None
-                else f"{key}={value} must be ≥ {low}"
-            )
-    if "path" in meta and mode in meta["checked"]:
-        path, kind = resolve_path(str(value)), meta["path"]
-        where = f"{key}={value}" + ("" if str(path) == str(value) else f" ({path})")
-        if not path.exists():
-            return f"{where}: no such {'file' if kind == 'file' else 'directory'}"
-        if kind == "file" and not path.is_file():
-            return f"{where}: not a file"
-        if kind == "dir" and not path.is_dir():
-            return f"{where}: not a directory"
+def _path_problem(key: str, value: Any, meta: dict[str, Any]) -> str | None:
+    """An input path that does not exist (or is of the wrong kind), or None."""
+    path, kind = resolve_path(str(value)), meta["path"]
+    where = f"{key}={value}" + ("" if str(path) == str(value) else f" ({path})")
+    if not path.exists():
+        return f"{where}: no such {'file' if kind == 'file' else 'directory'}"
+    if kind == "file" and not path.is_file():
+        return f"{where}: not a file"
+    if kind == "dir" and not path.is_dir():
+        return f"{where}: not a directory"
     return None
 
 
@@ -542,14 +450,17 @@ def _walk(node: DictConfig, prefix: str, mode: str | None, problems: list[str], 
         if isinstance(value, DictConfig):
             _walk(value, f"{key}.", mode, problems, needs)
         elif not isinstance(value, ListConfig):
-            problem = _check_value(key, value, meta, mode)
+            problem = value_problem(key, value, meta)  # the library's rule of the field
+            if problem is None and value is not None and "path" in meta and mode in meta["checked"]:
+                problem = _path_problem(key, value, meta)
             if problem:
                 problems.append(problem)
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check the values of a composed pipeline config against the ``metadata`` of its schema; raise
-    :class:`ConfigError` with one line naming the first bad key (and how many more there are)."""
+    """Check the values of a composed pipeline config — the rules of the schema's fields, the input paths and
+    keys that ``mode`` needs — and raise :class:`ConfigError` with one line naming the first bad key (and how
+    many more there are)."""
     try:
         mode = cfg.get("mode")
     except OmegaConfBaseException as exc:

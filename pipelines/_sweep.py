@@ -1,8 +1,8 @@
 """Jobs and sweeps: the wrapper every entry point's ``main`` goes through, and the summary written at the end of
 a multirun.
 
-:func:`pipeline_job` validates the config (:func:`pipelines._config.validate`), runs the pipeline, records the
-outcome in ``<job dir>/job_status.json`` and returns the configured objective (``objective.metric`` of the
+:func:`pipeline_job` runs the pipeline (whose ``main`` first checks its config with
+:func:`pipelines._config.validate`), records the outcome in ``<job dir>/job_status.json`` and returns the configured objective (``objective.metric`` of the
 metrics the pipeline returned; NaN when the job failed or has no such metric) so that sweepers such as Optuna
 can optimise it.
 
@@ -39,7 +39,6 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import OutputError, write_json_atomic
-from pipelines._config import validate
 from pipelines._hydra import ConfigError, run_dir
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,6 @@ def pipeline_job(
     def task(cfg: DictConfig) -> float:
         out, t0 = run_dir(), time.time()
         try:
-            validate(cfg)
             metrics = dict(run(cfg) or {})
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}".strip()

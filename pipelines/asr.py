@@ -33,6 +33,7 @@ from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.recognizer import Recognizer
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
+from pipelines._config import validate
 from pipelines._hydra import fit, paste_command, plain, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 
@@ -47,8 +48,9 @@ def manifests(cfg: DictConfig, out: Path) -> dict[str, Path]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="asr")
-@pipeline_job  # validates cfg, records the job's status; returns objective.metric for sweepers
+@pipeline_job  # records the job's status; returns objective.metric for sweepers
 def main(cfg: DictConfig) -> dict[str, Any]:
+    validate(cfg)  # values, input paths, the keys this mode needs (pipelines/_config.py); before any work
     out, decode, t0 = run_dir(), plain(cfg.decode), time.time()
     if decode.get("lm_path"):
         decode["lm_path"] = str(resolve_path(decode["lm_path"]))

@@ -26,16 +26,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import write_json_atomic, write_metrics
+from lstm_seq.settings import field_names
 from lstm_seq.vision import recipe
 from lstm_seq.vision.captioner import Captioner
 from lstm_seq.vision.data.corpus import Corpus, load_corpus
+from lstm_seq.vision.data.datasets import LoaderConfig
 from lstm_seq.vision.module import CaptionModule
+from pipelines._config import validate
 from pipelines._hydra import fit, paste_command, plain, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 
-# conf/data keys that are loader settings; the others are the dataset's own (files, folders, sizes)
-LOADER_KEYS = ("feature_cache", "cache_dir", "batch_size", "num_workers", "train_captions", "min_freq",
-               "max_len", "mean", "std", "max_pixels", "smoke", "name", "augment")  # fmt: skip
+# conf/data keys that are loader settings (the fields of LoaderConfig) or name the run's data; the others are
+# the corpus' own (files, folders, sizes)
+LOADER_KEYS = (*field_names(LoaderConfig), "smoke", "name")
 
 
 def corpus(cfg: DictConfig) -> Corpus:
@@ -44,8 +47,9 @@ def corpus(cfg: DictConfig) -> Corpus:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="caption")
-@pipeline_job  # validates cfg, records the job's status; returns objective.metric for sweepers
+@pipeline_job  # records the job's status; returns objective.metric for sweepers
 def main(cfg: DictConfig) -> dict:
+    validate(cfg)  # values, input paths, the keys this mode needs (pipelines/_config.py); before any work
     out, data = run_dir(), plain(cfg.data)
     cache_dir = resolve_path(cfg.data.cache_dir) if cfg.data.get("cache_dir") else None
     if cfg.threads:

@@ -1,6 +1,6 @@
-"""MFCC features with two backends that share one set of explicit settings, and SpecAugment.
+"""MFCC features (one set of explicit settings, :class:`FeatureConfig`) and SpecAugment.
 
-Pipeline per utterance (both backends)::
+Pipeline per utterance::
 
     power spectrogram  |STFT(w)|²    n_fft, hop, Hann window (periodic), centre padding optional
     mel filterbank     M · S        HTK or Slaney mel scale, filter norm None or "slaney"
@@ -15,8 +15,10 @@ Without centre padding (the default) frame ``t`` covers samples ``[t·hop, t·ho
 features of a chunk that starts at a multiple of ``hop`` equal the same frames of the whole clip
 (before CMVN and away from the delta window at the chunk's edges).
 
-The ``torchaudio`` backend (:class:`MFCC`) runs batched on the model's device; ``librosa``
-(:func:`librosa_mfcc`) is the CPU reference. They agree to ≤ 1e-3 relative error (tested).
+Training, test, transcription and export all use :class:`MFCC` (torchaudio kernels, batched on the model's
+device, with the VTLP filterbank warp of augmentation). :func:`librosa_mfcc` computes the same settings with
+librosa on the CPU: it is the reference the tests hold :class:`MFCC` to (≤ 1e-3 relative error), not a front end
+a model can be trained with (so it is no setting).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torchaudio.functional as AF
 from torch import Tensor, nn
 
 from lstm_seq.audio.data.augment import warp_filterbanks
+from lstm_seq.settings import at_least, check, from_dict, one_of, positive, prob
 
 CMVN_MODES = ("utterance", "global", "none")
 CMVN_LEGACY = {"true": "utterance", "false": "none"}
@@ -38,25 +41,25 @@ CMVN_LEGACY = {"true": "utterance", "false": "none"}
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Every setting of the front end; stored in checkpoints so inference matches training."""
+    """Every setting of the front end, with its default and its rule (``conf/features/mfcc.yaml`` overrides some);
+    stored in checkpoints so inference matches training."""
 
-    sample_rate: int = 16000
-    n_fft: int = 400  # 25 ms window at 16 kHz
-    hop_length: int = 160  # 10 ms
-    n_mels: int = 40
-    n_mfcc: int = 20
-    f_min: float = 20.0
-    f_max: float | None = None  # None = sample_rate / 2
-    mel_scale: str = "htk"  # "htk" or "slaney"
-    mel_norm: str | None = None  # None or "slaney" (area normalisation)
+    sample_rate: int = positive(16000)
+    n_fft: int = positive(400)  # 25 ms window at 16 kHz
+    hop_length: int = positive(160)  # 10 ms
+    n_mels: int = positive(40)
+    n_mfcc: int = positive(13)  # cepstra kept (before Δ and ΔΔ)
+    f_min: float = at_least(0, 20.0)
+    f_max: float | None = positive(None)  # None = sample_rate / 2
+    mel_scale: str = one_of("htk", "htk", "slaney")
+    mel_norm: str | None = one_of(None, None, "slaney")  # "slaney": area normalisation
     center: bool = False  # centre padding (reflect); False keeps chunk features exact
-    log_floor: float = 1e-6  # log(max(mel power, floor))
+    log_floor: float = positive(1e-6)  # log(max(mel power, floor)); no clip-relative dB clamp
     deltas: bool = True  # append Δ and ΔΔ
-    delta_window: int = 5
+    delta_window: int = positive(5)
     cmvn: str = (
         "utterance"  # "utterance" | "global" (training-set statistics) | "none"; true/false = old names
     )
-    backend: str = "torchaudio"  # or "librosa" (CPU reference)
 
     def __post_init__(self) -> None:
         # checkpoints and configs before the global option say cmvn: true/false (a string field may hold "True")
@@ -65,6 +68,7 @@ class FeatureConfig:
         if mode not in CMVN_MODES:
             raise ValueError(f"features.cmvn must be one of {CMVN_MODES} (or true/false), got {self.cmvn!r}")
         object.__setattr__(self, "cmvn", mode)
+        check(self, "features.")
 
     @property
     def dim(self) -> int:
@@ -85,8 +89,27 @@ class FeatureConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any] | FeatureConfig | None) -> FeatureConfig:
+        """From :meth:`to_dict` (a checkpoint's ``features``); an unknown key raises :class:`ValueError`.
+        Checkpoints before the backend setting was removed store ``backend``: every one of them ran the
+        torchaudio front end whatever it said, so it is dropped."""
+        if isinstance(d, FeatureConfig):
+            return d
+        return from_dict(cls, {k: v for k, v in (d or {}).items() if k != "backend"}, "features")
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment (Park et al., 2019) in training: ``conf/features`` ``specaugment`` (null = off)."""
+
+    freq_masks: int = at_least(0, 1)  # masks over feature bins per utterance
+    freq_width: int = at_least(0, 4)  # widest frequency mask
+    time_masks: int = at_least(0, 1)  # masks over frames per utterance
+    time_width: int = at_least(0, 10)  # widest time mask (frames)
+    max_time_frac: float = prob(0.1)  # a time mask covers at most this share of the utterance
+
+    def __post_init__(self) -> None:
+        check(self, "features.specaugment.")
 
 
 def cmvn(feats: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:
@@ -289,13 +312,16 @@ def compute_features(
     cfg: FeatureConfig,
     lengths: Tensor | None = None,
     module: MFCC | None = None,
+    backend: str = "torchaudio",
 ) -> tuple[Tensor, Tensor]:
-    """Features of a batch with the configured backend.
+    """Features of a batch.
 
     Args:
         waves: list of (N_i,) arrays, or a padded (B, N) tensor with ``lengths``.
-        cfg: the front-end settings (``cfg.backend`` picks the backend).
+        cfg: the front-end settings.
         module: a prebuilt :class:`MFCC` (its device is used) for the torchaudio backend.
+        backend: "torchaudio" (:class:`MFCC`, what models use) or "librosa" (:func:`librosa_mfcc`, the CPU
+            reference of the tests).
     Returns:
         feats (B, T, F) float32, frames (B,) long.
     """
@@ -307,11 +333,11 @@ def compute_features(
     else:
         wave = waves
         assert lengths is not None, "a padded tensor needs lengths"
-    if cfg.backend == "torchaudio":
+    if backend == "torchaudio":
         mod = module if module is not None else MFCC(cfg)
         dev = mod.fbanks.device
         return mod(wave.to(dev), lengths.to(dev))
-    if cfg.backend == "librosa":
+    if backend == "librosa":
         if cfg.cmvn == "global":
             raise ValueError("the librosa backend is the reference of cmvn='utterance'/'none' only")
         outs = [librosa_mfcc(wave[i, : int(n)].cpu().numpy(), cfg) for i, n in enumerate(lengths)]
@@ -320,7 +346,7 @@ def compute_features(
         for i, o in enumerate(outs):
             feats[i, : o.shape[0]] = torch.from_numpy(o)
         return feats, frames
-    raise ValueError(f"features.backend must be 'torchaudio' or 'librosa', got {cfg.backend!r}")
+    raise ValueError(f"backend must be 'torchaudio' or 'librosa', got {backend!r}")
 
 
 class SpecAugment(nn.Module):
@@ -332,11 +358,11 @@ class SpecAugment(nn.Module):
 
     def __init__(
         self,
-        freq_masks: int = 2,
-        freq_width: int = 8,
-        time_masks: int = 2,
-        time_width: int = 20,
-        max_time_frac: float = 0.1,
+        freq_masks: int = SpecAugmentConfig.freq_masks,
+        freq_width: int = SpecAugmentConfig.freq_width,
+        time_masks: int = SpecAugmentConfig.time_masks,
+        time_width: int = SpecAugmentConfig.time_width,
+        max_time_frac: float = SpecAugmentConfig.max_time_frac,
     ) -> None:
         super().__init__()
         self.freq_masks, self.freq_width = freq_masks, freq_width

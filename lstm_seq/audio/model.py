@@ -14,27 +14,33 @@ import torch
 from torch import Tensor, nn
 
 from lstm_seq import LSTM
+from lstm_seq.settings import check, from_dict, one_of, positive, prob
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the acoustic model; stored in checkpoints."""
+    """Sizes of the acoustic model, with their defaults and rules (``conf/model`` overrides some); stored in
+    checkpoints."""
 
-    subsample: int = 4  # time reduction by the conv front: 1 (no conv), 2 or 4
-    conv_channels: int = 32  # channels of each 3×3 stride-2 conv
-    hidden_size: int = 160  # LSTM units per direction
-    num_layers: int = 2
+    subsample: int = one_of(4, 1, 2, 4)  # time reduction by the conv front: 1 (no conv), 2 or 4
+    conv_channels: int = positive(16)  # channels of each 3×3 stride-2 conv
+    hidden_size: int = positive(128)  # LSTM units per direction
+    num_layers: int = positive(2)
     bidirectional: bool = True  # False for a streaming-friendly unidirectional model
-    dropout: float = 0.1  # between LSTM layers and before the output layer
+    dropout: float = prob(0.1)  # between LSTM layers and before the output layer
     forget_bias: float | None = 1.0  # LSTM forget-gate bias at init (None = PyTorch default)
     lstm_backend: str = "auto"  # lstm_seq.LSTM backend
+
+    def __post_init__(self) -> None:
+        check(self, "model.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(**d)
+        """From :meth:`to_dict` (a checkpoint's ``model``); an unknown key raises :class:`ValueError`."""
+        return from_dict(cls, d, "model")
 
 
 def _mask_time(x: Tensor, lengths: Tensor, dim: int) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -22,16 +23,29 @@ from torch import Tensor
 from lstm_seq.audio.data.datasets import Batch
 from lstm_seq.audio.decoding.decode import greedy_decode
 from lstm_seq.audio.decoding.setup import CKPT_KEY, DecodingSetup
-from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment
+from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment, SpecAugmentConfig
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
+from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "asr"
-__all__ = ["ASRModule", "CheckpointError", "ctc_feasible"]
+__all__ = ["ASRModule", "CheckpointError", "OptimConfig", "ctc_feasible"]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a one-cycle schedule (``optim`` in conf/asr.yaml); stored in checkpoints."""
+
+    lr: float = positive(3e-3)  # peak learning rate of the one-cycle schedule
+    weight_decay: float = at_least(0, 1e-2)
+    pct_start: float = prob(0.1)  # share of the steps spent warming up to lr
+
+    def __post_init__(self) -> None:
+        check(self, "optim.")
 
 
 def ctc_feasible(out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
@@ -50,27 +64,36 @@ class ASRModule(pl.LightningModule):
         vocab: ``CharVocab.to_dict()``.
         features: ``FeatureConfig`` fields.
         model: ``ModelConfig`` fields.
-        specaugment: ``SpecAugment`` kwargs (empty dict or None disables it).
-        optim: ``lr``, ``weight_decay``, ``pct_start`` (one-cycle warm-up share), ``max_lr``.
+        specaugment: ``SpecAugmentConfig`` fields (empty dict or None disables it).
+        optim: ``OptimConfig`` fields (``lr``, ``weight_decay``, ``pct_start``).
+
+    Each group is a plain dict (so ``hparams`` and checkpoints hold plain dicts, readable with
+    ``weights_only=True``) or its dataclass; missing keys take the dataclass defaults, unknown keys raise
+    :class:`ValueError`.
     """
 
     def __init__(
         self,
         vocab: dict[str, str] | None = None,
-        features: dict[str, Any] | None = None,
-        model: dict[str, Any] | None = None,
-        specaugment: dict[str, Any] | None = None,
-        optim: dict[str, Any] | None = None,
+        features: dict[str, Any] | FeatureConfig | None = None,
+        model: dict[str, Any] | ModelConfig | None = None,
+        specaugment: dict[str, Any] | SpecAugmentConfig | None = None,
+        optim: dict[str, Any] | OptimConfig | None = None,
         pipeline: str = PIPELINE,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.vocab = CharVocab.from_dict(vocab) if vocab else CharVocab()
-        self.feature_cfg = FeatureConfig.from_dict(features or {})
-        self.model_cfg = ModelConfig.from_dict(model or {})
-        self.optim_cfg = {"lr": 2e-3, "weight_decay": 1e-2, "pct_start": 0.15, **(optim or {})}
+        self.feature_cfg = FeatureConfig.from_dict(features)
+        self.model_cfg = from_dict(ModelConfig, model, "model")
+        spec = from_dict(SpecAugmentConfig, specaugment, "features.specaugment") if specaugment else None
+        self.optim_cfg = from_dict(OptimConfig, optim, "optim")
+        # plain dicts of every setting (defaults filled in): what checkpoints store
+        self.save_hyperparameters({
+            "vocab": self.vocab.to_dict(), "features": self.feature_cfg.to_dict(), "model": self.model_cfg.to_dict(),
+            "specaugment": asdict(spec) if spec else None, "optim": asdict(self.optim_cfg), "pipeline": pipeline,
+        })  # fmt: skip
         self.featurizer = MFCC(self.feature_cfg)
-        self.specaug = SpecAugment(**specaugment) if specaugment else None
+        self.specaug = SpecAugment(**asdict(spec)) if spec else None
         self.acoustic = AcousticModel(self.feature_cfg.dim, len(self.vocab), self.model_cfg)
         self.dropped_ctc = 0  # training utterances too long for their subsampled length (cumulative)
         self._eval: dict[str, list[str]] = {}
@@ -213,11 +236,11 @@ class ASRModule(pl.LightningModule):
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
         cfg = self.optim_cfg
-        opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
         if total <= 0 or total > 10**8:
             return opt
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg["lr"], total_steps=total, pct_start=cfg["pct_start"], anneal_strategy="cos"
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start, anneal_strategy="cos"
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from lstm_seq.metrics.caption import caption_metrics
+from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
 from lstm_seq.vision.data.images import ImageTransform
-from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.vision.decoder import (
     AttentionDecoder,
     AttentionDecoderConfig,

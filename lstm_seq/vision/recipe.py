@@ -22,7 +22,7 @@ from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
 from lstm_seq.vision.data.augment import ImageAugment
 from lstm_seq.vision.data.corpus import Corpus
 from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
-from lstm_seq.vision.data.images import ImageTransform
+from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, ImageTransform
 from lstm_seq.vision.data.synth import COLOURS, SHAPES, novel_pair_recall
 from lstm_seq.vision.decoding.evaluate import caption_split
 from lstm_seq.vision.feature_cache import build_feature_cache
@@ -63,7 +63,7 @@ def loader(
     augment = ImageAugment(**data["augment"]) if train and data.get("augment") else None
     ds = CaptionDataset(
         corpus.split(split), model.vocab, model.transform, data["train_captions"] if train else None,
-        data["max_len"], corpus.images, data.get("max_pixels", 50_000_000), augment,
+        data["max_len"], corpus.images, data.get("max_pixels", DEFAULT_MAX_PIXELS), augment,
     )  # fmt: skip
     if data.get("feature_cache") and model.encoder.frozen and cache_dir is not None:
         ds.features, ds.feature_errors = build_feature_cache(model.encoder, ds, cache_dir, data["batch_size"])

@@ -23,7 +23,7 @@ v = CharVocab()
 dec = DecodingSetup.from_texts(["go left", "turn right"]).decoder(v, BeamConfig(beam_size=4), sys.argv[1])
 dec(torch.randn(2, 30, len(v)).log_softmax(-1), torch.tensor([30, 20]))
 print("numba" in sys.modules)
-compute_features([wave[0].numpy()], FeatureConfig(backend="librosa"))
+compute_features([wave[0].numpy()], FeatureConfig(), backend="librosa")
 print("numba" in sys.modules)
 """
 

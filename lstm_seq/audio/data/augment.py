@@ -39,55 +39,50 @@ from scipy import fft as sp_fft
 from scipy.signal import fftconvolve, resample_poly
 from torch import Tensor
 
-
-def _p(default: float) -> Any:
-    """A probability field (the metadata lets the pipeline's config check reject values outside [0, 1])."""
-    return field(default=default, metadata={"low": 0, "high": 1})
+from lstm_seq.settings import at_least, check, from_dict, positive, prob
 
 
 @dataclass
 class AugmentConfig:
     """Every augmentation setting; ``conf/augment/*.yaml`` override some of them. Probabilities are per utterance.
 
-    Not frozen: the pipelines register this class as the Hydra schema of ``conf/augment`` (a frozen one would be
-    read-only there)."""
+    The pipelines register this class as the Hydra schema of ``conf/augment``; the rules of its fields
+    (:mod:`lstm_seq.settings`) are checked when it is built."""
 
     enabled: bool = True  # False: no augmentation at all (conf/augment/none.yaml)
-    speed_p: float = _p(0.8)  # speed perturbation
+    speed_p: float = prob(0.8)  # speed perturbation
     speed: tuple[float, float] = (0.88, 1.12)  # factor range (quantised to 0.01)
-    vtlp_p: float = _p(0.8)  # mel-filterbank warp in the front end
+    vtlp_p: float = prob(0.8)  # mel-filterbank warp in the front end
     vtlp: tuple[float, float] = (0.88, 1.12)  # warp factor α range
-    reverb_p: float = _p(0.3)
+    reverb_p: float = prob(0.3)
     rt60_s: tuple[float, float] = (0.15, 0.7)  # reverberation time range
     drr_db: tuple[float, float] = (0.0, 12.0)  # direct-to-reverberant energy ratio range
-    eq_p: float = _p(0.7)
-    eq_db: float = 8.0  # largest boost/cut of the random EQ curve
-    eq_bands: int = 6  # knots of the EQ curve over log frequency
-    tilt_db: float = 3.0  # largest spectral tilt, dB per octave (relative to 1 kHz)
-    bandlimit_p: float = _p(0.3)
+    eq_p: float = prob(0.7)
+    eq_db: float = at_least(0, 8.0)  # largest boost/cut of the random EQ curve
+    eq_bands: int = positive(6)  # knots of the EQ curve over log frequency
+    tilt_db: float = at_least(0, 3.0)  # largest spectral tilt, dB per octave (relative to 1 kHz)
+    bandlimit_p: float = prob(0.3)
     lowpass_hz: tuple[float, float] = (3500.0, 7500.0)
     highpass_hz: tuple[float, float] = (50.0, 350.0)
-    telephone_p: float = _p(0.1)  # 300-3400 Hz instead of the random band
-    noise_p: float = _p(0.5)
+    telephone_p: float = prob(0.1)  # 300-3400 Hz instead of the random band
+    noise_p: float = prob(0.5)
     noise_snr_db: tuple[float, float] = (5.0, 30.0)
     noise_colour: tuple[float, float] = (0.0, 2.0)  # spectral exponent β
-    babble_p: float = _p(0.2)
+    babble_p: float = prob(0.2)
     babble_snr_db: tuple[float, float] = (8.0, 25.0)
-    babble_max: int = 3  # other utterances mixed at most
+    babble_max: int = positive(3)  # other utterances mixed at most
     gain_db: tuple[float, float] = (-12.0, 6.0)
+
+    def __post_init__(self) -> None:
+        check(self, "augment.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> AugmentConfig:
-        """Build from a plain mapping (lists become tuples); unknown keys are an error."""
-        d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown augmentation setting(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        """Build from a plain mapping (lists become tuples); an unknown key raises :class:`ValueError`."""
+        return from_dict(cls, d, "augment")
 
 
 # --------------------------------------------------------------------------------------------------- operations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -19,9 +20,24 @@ from lstm_seq.audio.data.bucketing import DurationBatchSampler
 from lstm_seq.audio.data.datasets import SpeechDataset, collate
 from lstm_seq.audio.data.manifest import read_manifest
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.settings import at_least, check, positive
 from lstm_seq.training.resume import ResumableDataLoader
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """How utterances are batched and read (the loading keys of ``conf/data``)."""
+
+    max_duration: float | None = positive(
+        20.0
+    )  # longest training/validation utterance (s); longer ones skipped
+    max_frames: int = positive(6000)  # padded 10-ms feature frames per batch (the memory budget)
+    num_workers: int = at_least(0, 0)  # DataLoader worker processes
+
+    def __post_init__(self) -> None:
+        check(self, "data.")
 
 
 class ASRDataModule(pl.LightningDataModule):
@@ -47,10 +63,10 @@ class ASRDataModule(pl.LightningDataModule):
         manifests: dict[str, str | os.PathLike[str] | None],
         vocab: CharVocab,
         sample_rate: int = 16000,
-        max_duration: float | None = 20.0,
-        max_frames: int = 12000,
+        max_duration: float | None = LoaderConfig.max_duration,
+        max_frames: int = LoaderConfig.max_frames,
         frames_per_second: float = 100.0,
-        num_workers: int = 0,
+        num_workers: int = LoaderConfig.num_workers,
         seed: int = 0,
         sorta_grad: bool = True,
         augment: AugmentConfig | None = None,

@@ -33,6 +33,7 @@ from lstm_seq.audio.data.espeak import ESpeak, voice_data_dir
 from lstm_seq.audio.data.grammar import sample_sentence
 from lstm_seq.audio.data.io import resample
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
+from lstm_seq.settings import check, one_of, positive, prob
 
 ACCENTS = (
     "en-us",
@@ -55,14 +56,16 @@ _SHARD = 100  # utterances rendered by one fresh process (part of the output's d
 class SynthConfig:
     """What the corpus contains; every field is part of the cache key."""
 
-    n_utterances: int = 3000  # total over the three splits
-    voices: str = "stock"  # "stock": accent × stock variant | "generated": a voice file per speaker
-    n_speakers: int = 400  # speakers of a generated-voice corpus (train + val + test)
-    val_speakers: int = 8  # speakers held out for validation
-    test_speakers: int = 12  # speakers held out for test (unseen in train/val)
-    val_fraction: float = 0.08  # share of utterances spoken by validation speakers
-    test_fraction: float = 0.12  # share of utterances spoken by test speakers
-    sample_rate: int = 16000
+    n_utterances: int = positive(3000)  # total over the three splits
+    voices: str = one_of(
+        "stock", "stock", "generated"
+    )  # "stock": accent × stock variant | "generated": a voice file per speaker
+    n_speakers: int = positive(400)  # speakers of a generated-voice corpus (train + val + test)
+    val_speakers: int = positive(8)  # speakers held out for validation
+    test_speakers: int = positive(12)  # speakers held out for test (unseen in train/val)
+    val_fraction: float = prob(0.08)  # share of utterances spoken by validation speakers
+    test_fraction: float = prob(0.12)  # share of utterances spoken by test speakers
+    sample_rate: int = positive(16000)
     rate_wpm: tuple[int, int] = (140, 210)  # speaking-rate range (words per minute) over speakers
     pitch: tuple[int, int] = (25, 75)  # eSpeak pitch range (0-100) over speakers
     snr_db: tuple[float, float] = (15.0, 40.0)  # additive white noise, per utterance
@@ -71,6 +74,9 @@ class SynthConfig:
     variants: tuple[str, ...] = VARIANTS
     seed: int = 0
     extra: dict[str, str] = field(default_factory=dict)  # free-form, part of the key
+
+    def __post_init__(self) -> None:
+        check(self, "data.")
 
     def key(self) -> str:
         blob = json.dumps({"v": _VERSION, **asdict(self)}, sort_keys=True)

@@ -28,6 +28,7 @@ from lstm_seq.audio.decoding.ctc_beam import CTCBeamSearch
 from lstm_seq.audio.decoding.lexicon import LexiconTrie
 from lstm_seq.audio.decoding.ngram import NGramLM
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.settings import at_least, check, like, one_of, positive
 
 BACKENDS = ("torch", "flashlight")
 
@@ -51,23 +52,48 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, vocab: CharVocab) -> list[
 
 @dataclass(frozen=True)
 class BeamConfig:
-    """Beam-search settings."""
+    """Beam-search settings of one decoder (the weights fixed)."""
 
-    beam_size: int = 50
-    lm_order: int = 3  # 0 = no language model
+    beam_size: int = positive(50)
+    lm_order: int = at_least(0, 3)  # 0 = no language model
     lm_weight: float = 1.0
     word_score: float = 0.0  # insertion bonus per word
     lexicon: bool = True  # restrict output to words seen in training (False: free spelling)
-    beam_threshold: float = 25.0
+    beam_threshold: float = positive(25.0)
     unk_score: float = float("-inf")  # flashlight only: score of a spelling outside the lexicon
-    backend: str = "torch"  # or "flashlight" (the optional extra)
+    backend: str = one_of("torch", *BACKENDS)  # or "flashlight" (the optional extra)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"decode.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check(self, "decode.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How a run decodes (``conf/decode``): greedy, or beam search whose LM weight and word score are either
+    fixed or tuned on the validation set after training. Greedy results are always reported too."""
+
+    beam: bool = True  # False: greedy (best-path) decoding only
+    beam_size: int = like(BeamConfig, "beam_size")
+    lm_order: int = like(
+        BeamConfig, "lm_order"
+    )  # word n-gram order of the LM from the transcripts; 0 = no LM
+    lm_weight: float | None = None  # None: tuned on validation after training (then stored in the checkpoint)
+    word_score: float | None = None  # insertion bonus per word; None: tuned like lm_weight
+    tune_lm_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # grid of the lm_weight search
+    tune_word_scores: tuple[float, ...] = (-1.0, 0.0, 1.0, 2.0)  # grid of the word_score search
+    lexicon: bool = like(BeamConfig, "lexicon")  # only words seen in training; False = free spelling
+    beam_threshold: float = like(BeamConfig, "beam_threshold")
+    # torch (ours) | flashlight (flashlight-text's C++ decoder, the optional extra: pip install -e ".[flashlight]")
+    backend: str = like(BeamConfig, "backend")
+    lm_path: str | None = (
+        None  # an ARPA LM of your own (e.g. a LibriSpeech 3-gram); None: from the transcripts
+    )
+
+    def __post_init__(self) -> None:
+        check(self, "decode.")
 
 
 class BeamSearchDecoder:
