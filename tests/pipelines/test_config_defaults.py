@@ -91,7 +91,11 @@ def _leaves(node: DictConfig, prefix: str = "", given: dict | None = None) -> It
     for name in node.keys():
         key, raw = f"{prefix}{name}", node._get_node(name)
         default = given[name] if given is not None and name in given else _default(schema, str(name))
-        if isinstance(raw, DictConfig) and not raw._is_none() and dataclasses.is_dataclass(OmegaConf.get_type(raw)):
+        if (
+            isinstance(raw, DictConfig)
+            and not raw._is_none()
+            and dataclasses.is_dataclass(OmegaConf.get_type(raw))
+        ):
             yield from _leaves(raw, f"{key}.", default if isinstance(default, dict) else None)
             continue
         value = OmegaConf.to_container(raw) if isinstance(raw, DictConfig) else raw._value()
@@ -120,7 +124,9 @@ def test_composed_default_equals_the_dataclass_defaults(hydra_conf: None, pipeli
             differ.append(f"{key}={value!r} (default {default!r})")
         if same and key in ON_PURPOSE[pipeline]:
             restated.append(f"{key}={value!r}: listed as an override but equal to the default")
-    assert not differ, "composed values that differ from their dataclass default without a reason: " + "; ".join(differ)
+    assert not differ, (
+        "composed values that differ from their dataclass default without a reason: " + "; ".join(differ)
+    )
     assert not restated, "; ".join(restated)
 
 
