@@ -43,6 +43,7 @@ from lstm_seq.audio.decoding.decode import DecodeConfig
 from lstm_seq.audio.features import FeatureConfig, SpecAugmentConfig
 from lstm_seq.audio.model import ModelConfig
 from lstm_seq.audio.module import OptimConfig
+from lstm_seq.audio.recognizer import CHUNK_S
 from lstm_seq.settings import at_least, like, one_of, positive, prob, value_problem
 from lstm_seq.vision.data.datasets import LoaderConfig as ImageLoaderConfig
 from lstm_seq.vision.data.synth import SceneConfig
@@ -226,7 +227,7 @@ class ASRCallbacksConfig:
 
 @dataclass
 class TranscribeConfig:
-    chunk_s: float = positive(20.0)  # longest piece of audio decoded at once (s); longer files are chunked
+    chunk_s: float = positive(CHUNK_S)  # longest piece of audio decoded at once (s); longer files are chunked
     device: str = "cpu"
 
 

@@ -40,6 +40,8 @@ from lstm_seq.audio.module import ASRModule
 
 log = logging.getLogger(__name__)
 
+CHUNK_S = 20.0  # longest piece of audio decoded at once (s); longer clips are chunked (transcribe.chunk_s)
+
 Wave = Union[np.ndarray, torch.Tensor]  # noqa: UP007 (a runtime alias)
 Item = Union[str, os.PathLike, Wave, tuple]  # noqa: UP007
 
@@ -150,7 +152,7 @@ class Recognizer:
         module: ASRModule,
         decode: str | Mapping[str, Any] | BeamConfig = "beam",
         device: str | torch.device = "cpu",
-        chunk_s: float = 20.0,
+        chunk_s: float = CHUNK_S,
     ) -> None:
         self.module = module.eval().to(device)
         self.device = torch.device(device)
@@ -183,7 +185,7 @@ class Recognizer:
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu",
         decode: str | Mapping[str, Any] | BeamConfig = "beam",
-        chunk_s: float = 20.0,
+        chunk_s: float = CHUNK_S,
     ) -> Recognizer:
         """Load ``path`` (read with ``weights_only=True``; a foreign or broken file raises
         :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it)."""
