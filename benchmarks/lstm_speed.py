@@ -59,8 +59,8 @@ SHAPES: dict[str, Shape] = {
     "asr-enc-B8": Shape(8, 400, 320, 512, 4, True),
     "asr-enc-B128": Shape(128, 400, 320, 512, 4, True),
     "cap-dec": Shape(128, 20, 768, 512),
-    # today's ASR default (model 2 x 128 bidirectional on 16 channels x 10 MFCC bins; ~2.5 s utterances after
-    # 4x subsampling; ~12000 frames a batch)
+    # today's ASR encoder (2 x 128 bidirectional on 16 channels x 10 MFCC bins; ~2.5 s utterances after 4x
+    # subsampling); B48 = a 12,000-frame batch, twice the loader's default max_frames (6,000) since the settings rework
     "asr-default": Shape(48, 64, 160, 128, 2, True),
     "1layer": Shape(32, 400, 512, 512),
     # LayerNorm LSTM (ours) against a plain nn.LSTM of the same shape: nn.LSTM has no LayerNorm.
