@@ -1,11 +1,11 @@
-"""MFCC features (one set of explicit settings, :class:`FeatureConfig`) and SpecAugment.
+"""MFCC or log-mel features (one set of explicit settings, :class:`FeatureConfig`) and SpecAugment.
 
 Pipeline per utterance::
 
     power spectrogram  |STFT(w)|²    n_fft, hop, Hann window (periodic), centre padding optional
     mel filterbank     M · S        HTK or Slaney mel scale, filter norm None or "slaney"
     log                log(max(M·S, log_floor))          an absolute floor: no clip-relative dB clamp
-    DCT-II (ortho)     first n_mfcc coefficients
+    DCT-II (ortho)     first n_mfcc coefficients          ``kind="mfcc"``; ``kind="logmel"`` keeps the n_mels bands
     deltas (optional)  Δ and ΔΔ with a ±delta_window/2 regression, edge frames replicated
     CMVN               ``cmvn``: "utterance" (mean/variance over the clip's valid frames), "global" (fixed
                        statistics of the training set, stored in the checkpoint: streaming needs no whole
@@ -48,7 +48,7 @@ class FeatureConfig:
     n_fft: int = positive(400)  # 25 ms window at 16 kHz
     hop_length: int = positive(160)  # 10 ms
     n_mels: int = positive(40)
-    n_mfcc: int = positive(13)  # cepstra kept (before Δ and ΔΔ)
+    n_mfcc: int = positive(13)  # cepstra kept (before Δ and ΔΔ); unused for kind="logmel"
     f_min: float = at_least(0, 20.0)
     f_max: float | None = positive(None)  # None = sample_rate / 2
     mel_scale: str = one_of("htk", "htk", "slaney")
@@ -60,6 +60,7 @@ class FeatureConfig:
     cmvn: str = (
         "utterance"  # "utterance" | "global" (training-set statistics) | "none"; true/false = old names
     )
+    kind: str = one_of("mfcc", "mfcc", "logmel")  # MFCC, or the n_mels log-mel bands themselves (no DCT)
 
     def __post_init__(self) -> None:
         # checkpoints and configs before the global option say cmvn: true/false (a string field may hold "True")
@@ -71,9 +72,14 @@ class FeatureConfig:
         check(self, "features.")
 
     @property
+    def coefficients(self) -> int:
+        """Static values per frame, before Δ and ΔΔ: ``n_mfcc`` (MFCC) or ``n_mels`` (log-mel)."""
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
     def dim(self) -> int:
         """Feature size F per frame."""
-        return self.n_mfcc * (3 if self.deltas else 1)
+        return self.coefficients * (3 if self.deltas else 1)
 
     def num_frames(self, num_samples: Tensor | int) -> Tensor | int:
         """Frames produced from ``num_samples`` samples (0 when shorter than one window)."""
@@ -129,7 +135,7 @@ def cmvn(feats: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:
 
 
 class MFCC(nn.Module):
-    """Batched MFCC front end (torchaudio kernels) on the module's device.
+    """Batched MFCC (or log-mel: ``cfg.kind``) front end (torchaudio kernels) on the module's device.
 
     ``forward(wave (B, N), lengths (B,) samples, warp (B,) | None) -> (feats (B, T, F), frames (B,))``;
     ``warp`` gives per-utterance VTLP factors (training augmentation, :func:`~lstm_seq.audio.data.augment.warp_filterbanks`).
@@ -144,7 +150,12 @@ class MFCC(nn.Module):
         )
         self.register_buffer("fbanks", fb, persistent=False)  # (n_freqs, n_mels)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-        dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")  # (n_mels, n_mfcc)
+        # (n_mels, coefficients): the DCT-II for MFCC; the identity for log-mel, so every user of ``log-mel @ dct``
+        # (this front end, streaming, export) computes either kind
+        if cfg.kind == "mfcc":
+            dct = AF.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")
+        else:
+            dct = torch.eye(cfg.n_mels)
         self.register_buffer("dct", dct, persistent=False)
         if (
             cfg.cmvn == "global"
@@ -186,7 +197,7 @@ class MFCC(nn.Module):
                 mel = torch.bmm(power.transpose(1, 2), fb)  # (B, T, n_mels)
             else:
                 mel = torch.matmul(power.transpose(1, 2), self.fbanks)  # (B, T, n_mels)
-            feats = torch.log(mel.clamp(min=cfg.log_floor)) @ self.dct  # (B, T, n_mfcc)
+            feats = torch.log(mel.clamp(min=cfg.log_floor)) @ self.dct  # (B, T, coefficients)
             frames = torch.as_tensor(cfg.num_frames(lengths.to(wave.device)), device=wave.device)
             frames = frames.clamp(max=feats.shape[1])
             if cfg.deltas:
@@ -272,7 +283,7 @@ def add_deltas(feats: Tensor, frames: Tensor, win: int) -> Tensor:
 
 
 def librosa_mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Reference MFCC of one clip with librosa (CPU): (N,) samples → (T, F), the same settings.
+    """Reference MFCC (or log-mel, ``cfg.kind``) of one clip with librosa (CPU): (N,) samples → (T, F), the same settings.
 
     Note: librosa compiles its numba kernels on the first call in a process (tens of seconds).
     """
@@ -296,7 +307,10 @@ def librosa_mfcc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         norm=cfg.mel_norm,
     )  # (n_mels, T)
     logmel = np.log(np.maximum(mel, cfg.log_floor))
-    feats = librosa.feature.mfcc(S=logmel, n_mfcc=cfg.n_mfcc, dct_type=2, norm="ortho")  # (C, T)
+    if cfg.kind == "mfcc":
+        feats = librosa.feature.mfcc(S=logmel, n_mfcc=cfg.n_mfcc, dct_type=2, norm="ortho")  # (C, T)
+    else:
+        feats = logmel  # (n_mels, T)
     if cfg.deltas:
         d1 = scipy.signal.savgol_filter(feats, cfg.delta_window, 1, deriv=1, axis=-1, mode="nearest")
         d2 = scipy.signal.savgol_filter(d1, cfg.delta_window, 1, deriv=1, axis=-1, mode="nearest")

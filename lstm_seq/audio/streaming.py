@@ -138,7 +138,7 @@ class StreamingSession:
         self._samples = torch.zeros(0, device=self.device)  # samples from index _sample_off on
         self._sample_off = 0
         self._n_samples = 0
-        self._x = torch.zeros(0, self.cfg.n_mfcc, device=self.device)  # static frames from _x_off on
+        self._x = torch.zeros(0, self.cfg.coefficients, device=self.device)  # static frames from _x_off on
         self._x_off = 0
         self._n_raw = 0  # static MFCC frames made
         self._n_feat = 0  # full feature frames (Δ, ΔΔ, CMVN) made
@@ -184,12 +184,13 @@ class StreamingSession:
 
     # ------------------------------------------------------------------------------------ internals
     def _static_frames(self) -> Tensor:
-        """MFCCs (n, n_mfcc) of every frame whose window is complete, from the buffered samples."""
+        """Static features (n, coefficients) — MFCCs or log-mel bands — of every frame whose window is complete,
+        from the buffered samples."""
         cfg, fe = self.cfg, self.module.featurizer
         total = int(cfg.num_frames(self._n_samples))
         n = total - self._n_raw
         if n <= 0:
-            return self._x.new_zeros(0, cfg.n_mfcc)
+            return self._x.new_zeros(0, cfg.coefficients)
         start = self._n_raw * cfg.hop_length - self._sample_off
         seg = self._samples[start : start + (n - 1) * cfg.hop_length + cfg.n_fft]
         spec = torch.stft(
@@ -197,7 +198,7 @@ class StreamingSession:
         )  # (1, n_freqs, n)
         power = spec.real**2 + spec.imag**2
         mel = torch.matmul(power.transpose(1, 2), fe.fbanks)
-        feats = (torch.log(mel.clamp(min=cfg.log_floor)) @ fe.dct)[0]  # (n, n_mfcc)
+        feats = (torch.log(mel.clamp(min=cfg.log_floor)) @ fe.dct)[0]  # (n, coefficients)
         self._n_raw = total
         drop = self._n_raw * cfg.hop_length - self._sample_off  # samples no later frame starts before
         if drop > 0:

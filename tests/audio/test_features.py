@@ -1,4 +1,4 @@
-"""MFCC front end: torchaudio vs librosa, chunk consistency, CMVN, SpecAugment."""
+"""MFCC / log-mel front end: torchaudio vs librosa, chunk consistency, CMVN, SpecAugment."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def test_torchaudio_matches_librosa_on_speechlike_audio() -> None:
     [
         {"mel_scale": "slaney", "mel_norm": "slaney", "deltas": False, "cmvn": False},
         {"center": True, "n_mfcc": 20, "n_mels": 64},
+        {"kind": "logmel", "deltas": False},
+        {"kind": "logmel", "n_mels": 64, "cmvn": False},
     ],
 )
 def test_backends_agree_for_other_settings(overrides: dict) -> None:
@@ -41,6 +43,38 @@ def test_backends_agree_for_other_settings(overrides: dict) -> None:
     feats, frames = compute_features([w], cfg)
     ref = torch.from_numpy(librosa_mfcc(w, cfg))
     assert _rel(feats[0, : frames[0]], ref) <= 1e-3
+
+
+def test_logmel_is_the_mfcc_before_the_dct() -> None:
+    """kind="logmel" gives the n_mels log-mel bands; their orthonormal DCT is exactly the MFCC."""
+    import torchaudio.functional as AF
+
+    mfcc_cfg = FeatureConfig(deltas=False, cmvn="none")
+    logmel_cfg = FeatureConfig(kind="logmel", deltas=False, cmvn="none")
+    assert logmel_cfg.dim == logmel_cfg.n_mels == 40 and mfcc_cfg.dim == mfcc_cfg.n_mfcc == 13
+    assert FeatureConfig(kind="logmel").dim == 3 * 40  # with Δ and ΔΔ
+    waves = [speechlike(1.1, seed=6), speechlike(0.6, seed=7)]
+    mfcc, n1 = compute_features(waves, mfcc_cfg)
+    logmel, n2 = compute_features(waves, logmel_cfg)
+    assert torch.equal(n1, n2) and logmel.shape[-1] == 40
+    dct = AF.create_dct(mfcc_cfg.n_mfcc, mfcc_cfg.n_mels, norm="ortho")
+    torch.testing.assert_close(logmel @ dct, mfcc, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="kind"):
+        FeatureConfig(kind="mel")
+
+
+def test_logmel_module_end_to_end_and_old_checkpoints_stay_mfcc() -> None:
+    """An ASRModule on log-mel input sizes its model by n_mels; a stored feature dict without ``kind``
+    (checkpoints written before the option) still means MFCC."""
+    from lstm_seq.audio.module import ASRModule
+
+    module = ASRModule(features={"kind": "logmel", "deltas": False, "n_mels": 32}).eval()
+    assert module.feature_cfg.dim == 32
+    wave = torch.from_numpy(np.stack([speechlike(1.0, seed=8), speechlike(1.0, seed=9)]))
+    log_probs, _ = module(wave, torch.tensor([16000, 12000]))
+    assert log_probs.shape[0] == 2 and torch.isfinite(log_probs).all()
+    old = {k: v for k, v in FeatureConfig().to_dict().items() if k != "kind"}
+    assert FeatureConfig.from_dict(old).kind == "mfcc" and FeatureConfig.from_dict(old).dim == 39
 
 
 def test_chunk_features_equal_whole_clip_frames() -> None:

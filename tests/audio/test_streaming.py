@@ -69,6 +69,25 @@ def test_streamed_equals_whole_utterance(subsample: int, chunk: int) -> None:
     assert partials[len(partials) // 2] != ""  # text arrives before the end
 
 
+def test_logmel_model_streams_exactly() -> None:
+    """features.kind=logmel (40 bands, no Δ) streams to the whole clip's log-probs too."""
+    torch.manual_seed(0)
+    m = ASRModule(
+        features={"kind": "logmel", "deltas": False, "cmvn": "global"},
+        model={"subsample": 2, "conv_channels": 4, "hidden_size": 16, "bidirectional": False},
+    ).eval()
+    fit_global_cmvn(m.featurizer, [speechlike(1.0, seed=s) for s in range(4)])
+    wave = _clip()
+    with torch.no_grad():
+        ref, _ = m(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+    session = StreamingSession(m)
+    for i in range(0, len(wave), 1_601):
+        session.push(wave[i : i + 1_601])
+    session.finish()
+    assert ref.shape[-1] == len(m.vocab) and m.featurizer.cmvn_mean.shape == (40,)
+    torch.testing.assert_close(session.log_probs, ref[0], atol=1e-4, rtol=0)
+
+
 def test_irregular_chunks_and_tensor_input() -> None:
     m = streaming_module()
     wave = _clip()
