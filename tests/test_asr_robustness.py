@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks.asr_robustness import ENGINES, heldout_sentences, run
+from tests._env import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_pipeline(*overrides: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = clean_env()
     cmd = [sys.executable, "-m", "pipelines.asr", *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from lstm_seq.audio.decoding.lm import write_arpa
 from lstm_seq.audio.decoding.ngram import NGramLM
 from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.vocab import CharVocab
+from tests._env import clean_env
 
 TEXTS = [
     "turn left at the door",
@@ -204,7 +204,7 @@ def test_beam_search_works_with_flashlight_hidden(tmp_path: Path) -> None:
         "print('flashlight' in sys.modules and sys.modules['flashlight'] is not None)\n"
     )
     root = Path(__file__).resolve().parents[2]
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{hide.parent}{os.pathsep}{root}"}
+    env = clean_env(pythonpath=(hide.parent,))
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=120
     )

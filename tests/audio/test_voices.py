@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lstm_seq.audio.data.synth import SynthConfig, generate_voice, make_speakers
+from tests._env import clean_env
 
 
 def test_voice_generation_is_deterministic_and_varied() -> None:
@@ -56,7 +57,11 @@ def test_generated_voice_is_spoken(tmp_path: Path) -> None:
         "print(len(a), len(b))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "espeak")], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(tmp_path / "espeak")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_env(),
     ).stdout.split()
     assert int(out[0]) > 0.3 * 22050 and int(out[1]) > 0
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from tests._env import clean_env
 from tests.audio.conftest import speechlike
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +24,7 @@ def cli_env(tmp: Path) -> dict[str, str]:
     hide = tmp / "no_flashlight" / "flashlight"
     hide.mkdir(parents=True, exist_ok=True)
     (hide / "__init__.py").write_text("raise ImportError('flashlight-text is hidden by the tests')\n")
-    keep = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR", "LANG") if k in os.environ}
-    return {**keep, "PYTHONPATH": f"{hide.parent}{os.pathsep}{ROOT}"}
+    return clean_env(pythonpath=(hide.parent,))
 
 
 def run_asr(
@@ -177,7 +176,6 @@ def test_wrong_checkpoint_fails_clearly(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "is not a speech-recognition (asr) checkpoint" in proc.stderr
 
 
-@pytest.mark.slow
 def test_missing_arguments_fail_clearly(tmp_path: Path) -> None:
     proc, _ = run_asr(tmp_path, "mode=transcribe", check=False)
     assert proc.returncode != 0 and "mode=transcribe needs ckpt=PATH and audio_dir=DIR" in proc.stderr

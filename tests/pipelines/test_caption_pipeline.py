@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests._env import clean_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = clean_env()
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.caption", "logger=none", *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,

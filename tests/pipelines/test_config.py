@@ -3,7 +3,6 @@ fail at start with the promised messages (Hydra's for keys and types, ours for v
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pipelines._config import (
     validate,
 )
 from pipelines._hydra import ConfigError
+from tests._env import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -189,7 +189,7 @@ def test_input_paths_must_exist(hydra_conf: None, tmp_path: Path, monkeypatch: p
 
 
 def _cli(pipeline: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = clean_env()
     flags = [o for o in overrides if o.startswith("-")]
     rest = [o for o in overrides if not o.startswith("-")]
     cmd = [
@@ -203,7 +203,13 @@ def _cli(pipeline: str, *overrides: str, cwd: Path) -> subprocess.CompletedProce
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_command_line_errors_exit_nonzero_before_any_work(tmp_path: Path) -> None:
+@pytest.mark.parametrize("caller_env", [{}, {"HYDRA_FULL_ERROR": "1", "PYTHONWARNINGS": "error"}])
+def test_command_line_errors_exit_nonzero_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caller_env: dict[str, str]
+) -> None:
+    """The same messages whatever the caller's shell holds (the CLI gets a controlled environment)."""
+    for k, v in caller_env.items():
+        monkeypatch.setenv(k, v)
     proc = _cli("asr", "model.dropout=1.5", f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1] == "config error: model.dropout=1.5 must be in [0, 1]"

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from pipelines._hydra import ConfigError
 from pipelines._sweep import SUMMARY_CSV, SUMMARY_MD, pipeline_job, write_summary
+from tests._env import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     """Run a pipeline; outputs under ``tmp/outputs``: set explicitly, or (``from_tmp``) by launching in
     ``tmp`` with the default ``paths.output_dir`` (the launch directory's outputs/)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = clean_env()
     out = [] if from_tmp else [f"paths.output_dir={tmp / 'outputs'}"]
     cmd = [sys.executable, "-m", f"pipelines.{pipeline}", *args, *out,
            f"paths.data_dir={tmp / 'data'}", "logger=none", "trainer.enable_progress_bar=false"]  # fmt: skip

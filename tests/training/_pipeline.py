@@ -4,7 +4,6 @@ reading what it left behind."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import signal
@@ -16,11 +15,9 @@ from typing import Any
 import torch
 
 from lstm_seq.training.faults import KILL_ENV
+from tests._env import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# the only variables a pipeline process inherits (no HYDRA_FULL_ERROR, no LSTM_SEQ_*, no CUDA devices)
-_INHERITED = ("PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE")
 
 # LastCheckpoint's log line for every write of last.ckpt
 _WROTE = re.compile(
@@ -29,17 +26,9 @@ _WROTE = re.compile(
 
 
 def env(**extra: str) -> dict[str, str]:
-    """A clean environment: a few inherited variables, the repository on PYTHONPATH, one thread per
-    process (this suite shares a small CPU), no GPU."""
-    base = {k: os.environ[k] for k in _INHERITED if k in os.environ}
-    return {
-        **base,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        **extra,
-    }
+    """A clean environment (:func:`tests._env.clean_env`: a few inherited variables, the repository on
+    PYTHONPATH, one thread per process), and no GPU."""
+    return clean_env(CUDA_VISIBLE_DEVICES="", **extra)
 
 
 def run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from benchmarks.caption_robustness import held_out_set, main
 from lstm_seq.vision.data.synth import held_out_pairs
+from tests._env import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def test_held_out_renderer_is_deterministic_and_uses_seen_pairs_only() -> None:
 
 @pytest.mark.slow
 def test_benchmark_on_a_smoke_checkpoint(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = clean_env()
     run = tmp_path / "run"
     subprocess.run(
         [sys.executable, "-m", "pipelines.caption", "debug=smoke", "logger=none", f"hydra.run.dir={run}",
