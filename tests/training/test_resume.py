@@ -182,3 +182,57 @@ def test_last_checkpoint_at_every_epoch_end_without_improvement(tmp_path: Path) 
     assert steps == [None, BATCHES, 2 * BATCHES, 3 * BATCHES]
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 4 * BATCHES
     assert Path(best.best_model_path).name == "best.ckpt" and best.best_model_score == 1.0
+
+
+class _WorseAfterFirst(_Validated):
+    """``val/loss`` against the negated targets: it grows as the model learns y, so epoch 0 stays the best."""
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self.log("val/loss", torch.nn.functional.mse_loss(self.net(batch["x"]).squeeze(-1), -batch["y"]))
+
+
+def _fit_early_best(
+    out: Path, cls: type[pl.callbacks.ModelCheckpoint], ckpt: Path | None = None
+) -> pl.callbacks.ModelCheckpoint:
+    pl.seed_everything(0 if ckpt is None else 123)
+    best = cls(dirpath=out, filename="best", monitor="val/loss", enable_version_counter=False)
+    val = DataLoader(Points(12), batch_size=4, collate_fn=collate)
+    _trainer(out, 3, [best], max_epochs=4).fit(
+        _WorseAfterFirst(), loader(), val, ckpt_path=str(ckpt) if ckpt else None
+    )
+    return best
+
+
+@pytest.mark.parametrize("moment", ["save:4", "save:6", "save:9"])
+# saves every 3 steps and at each epoch end (step 10, 20, ...): the end of epoch 0, step 15, step 21
+def test_best_model_and_score_survive_a_kill_after_the_best_epoch(
+    tmp_path: Path, kill_at: Any, moment: str
+) -> None:
+    """The best epoch (0) lies before the kill: the resumed run keeps it as the best — the same score, the
+    same best.ckpt (epoch 0's weights, in the run that wrote it) — and writes no best.ckpt of its own. With
+    Lightning's ModelCheckpoint the first validation after the resume would count as a new best."""
+    kill_at(None)
+    whole = _fit_early_best(tmp_path / "whole", RunCheckpoint)
+    assert torch.load(whole.best_model_path, weights_only=True)["epoch"] == 0  # the case: an early best
+    results = {}
+    for cls in (RunCheckpoint, pl.callbacks.ModelCheckpoint):
+        name = cls.__name__
+        kill_at(moment)
+        with pytest.raises(_Died):
+            _fit_early_best(tmp_path / name / "killed", cls)
+        kill_at(None)
+        results[name] = _fit_early_best(
+            tmp_path / name / "resumed", cls, tmp_path / name / "killed" / "last.ckpt"
+        )
+    ours = results["RunCheckpoint"]
+    assert torch.equal(ours.best_model_score, whole.best_model_score)
+    assert Path(ours.best_model_path) == tmp_path / "RunCheckpoint" / "killed" / "best.ckpt"
+    assert not (tmp_path / "RunCheckpoint" / "resumed" / "best.ckpt").exists()
+    a = torch.load(whole.best_model_path, weights_only=True)
+    b = torch.load(ours.best_model_path, weights_only=True)
+    assert b["epoch"] == 0 and all(
+        torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]
+    )
+    plain = results["ModelCheckpoint"]  # the bookkeeping this guards against: a later epoch becomes "best"
+    assert Path(plain.best_model_path) == tmp_path / "ModelCheckpoint" / "resumed" / "best.ckpt"
+    assert torch.load(plain.best_model_path, weights_only=True)["epoch"] >= 1
