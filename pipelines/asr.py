@@ -30,7 +30,6 @@ from omegaconf import DictConfig
 
 from lstm_seq.audio import recipe
 from lstm_seq.audio.module import ASRModule
-from lstm_seq.audio.recognizer import Recognizer
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
 from pipelines._config import validate
@@ -62,9 +61,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         root, manifest_dir = resolve_path(cfg.data.root), resolve_path(cfg.data.manifest_dir)
         return recipe.prepare(cfg.data.name, root, manifest_dir, out, **extra)
     if cfg.mode == "export":
-        files = Recognizer(ASRModule.load(resolve_path(cfg.ckpt)), decode="greedy").export(out / "export")
-        print("\n".join(f"wrote {f}" for f in [*files.onnx.values(), files.metadata, *files.extra.values()]))
-        return {"export/files": len(files.onnx)}
+        return recipe.export(ASRModule.load(resolve_path(cfg.ckpt)), out)
     if cfg.mode == "transcribe":
         module = ASRModule.load(resolve_path(cfg.ckpt))
         t = cfg.transcribe

@@ -28,7 +28,6 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_seq.outputs import write_json_atomic, write_metrics
 from lstm_seq.settings import field_names
 from lstm_seq.vision import recipe
-from lstm_seq.vision.captioner import Captioner
 from lstm_seq.vision.data.corpus import Corpus, load_corpus
 from lstm_seq.vision.data.datasets import LoaderConfig
 from lstm_seq.vision.module import CaptionModule
@@ -57,9 +56,7 @@ def main(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
     if cfg.mode == "export":
-        files = Captioner(CaptionModule.load(resolve_path(cfg.ckpt))).export(out / "export")
-        print("\n".join(f"wrote {f}" for f in [*files.onnx.values(), files.metadata]))
-        return {"export/files": len(files.onnx)}
+        return recipe.export(CaptionModule.load(resolve_path(cfg.ckpt)), out)
     if cfg.mode == "generate":
         model = CaptionModule.load(resolve_path(cfg.ckpt))
         return recipe.generate(model, resolve_path(cfg.image_dir), out, plain(cfg.generate), device)

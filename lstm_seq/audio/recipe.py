@@ -243,6 +243,17 @@ def transcribe(
     return counts
 
 
+def export(module: ASRModule, out: Path) -> dict[str, int]:
+    """``mode=export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
+    (:meth:`~lstm_seq.audio.recognizer.Recognizer.export`); records ``export/files`` in metrics.json."""
+    files = Recognizer(module).export(out / "export")
+    for f in [*files.onnx.values(), files.metadata, *files.extra.values()]:
+        print(f"wrote {f}")
+    metrics = {"export/files": len(files.onnx)}
+    write_metrics(out, metrics)
+    return metrics
+
+
 def describe(results: Mapping[str, Any]) -> str:
     """One line for the console: WER/CER (and greedy WER when beam search ran)."""
     line = f"WER {results['test/wer']:.2%}, CER {results['test/cer']:.2%}"
