@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
@@ -78,6 +79,19 @@ def make_loggers(logger_cfg: DictConfig | None, out_dir: Path) -> list[Any]:
     return [instantiate(node, save_dir=str(out_dir)) for node in logger_cfg.values() if node is not None]
 
 
+def resolve_precision(precision: Any, accelerator: str, cuda_available: bool | None = None) -> Any:
+    """``trainer.precision``: ``auto`` is ``bf16-mixed`` when the run is on a GPU (``accelerator`` gpu or cuda,
+    or ``auto`` with CUDA available, which Lightning then picks) and ``32-true`` otherwise; any other value
+    is kept as given. ``cuda_available`` defaults to ``torch.cuda.is_available()``."""
+    if precision != "auto":
+        return precision
+    if accelerator == "auto":
+        gpu = torch.cuda.is_available() if cuda_available is None else cuda_available
+    else:
+        gpu = accelerator in ("gpu", "cuda")
+    return "bf16-mixed" if gpu else "32-true"
+
+
 def make_trainer(
     trainer_cfg: DictConfig,
     out_dir: Path,
@@ -97,8 +111,7 @@ def make_trainer(
     """
     cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     assert isinstance(cfg, dict)
-    if cfg.get("precision", "auto") == "auto":
-        cfg["precision"] = "bf16-mixed" if str(cfg.get("accelerator")) in ("gpu", "cuda") else "32-true"
+    cfg["precision"] = resolve_precision(cfg.get("precision", "auto"), str(cfg.get("accelerator", "cpu")))
     cfg.setdefault("default_root_dir", str(out_dir))
     cfg.setdefault("use_distributed_sampler", False)
     if single_device:
