@@ -283,3 +283,28 @@ def test_coverage_penalty_runs_in_beam_search(vocab: Vocabulary) -> None:
     plain, covered = beam_search(*args), beam_search(*args, coverage_penalty=1.0)
     assert plain.tokens.shape == covered.tokens.shape
     assert (covered.scores <= plain.scores + 1e-6).all()  # the term is ≤ 0
+
+
+@pytest.mark.parametrize("variant", ["show_tell", "attention"])
+@pytest.mark.parametrize("beam", [1, 3])
+def test_start_and_pad_are_never_emitted(vocab: Vocabulary, variant: str, beam: int) -> None:
+    """The model prefers ``<start>`` and ``<pad>`` above every word by far; neither ever appears among the
+    emitted words (pad only fills the row after ``<end>``), with and without ``<end>`` in reach."""
+    m = make_module(variant, vocab)
+    with torch.no_grad():
+        m.decoder.out.bias[vocab.start_id] = 50.0
+        m.decoder.out.bias[vocab.pad_id] = 49.0
+    images = torch.randn(4, 3, 32, 32)
+    for end_bias in (0.0, -1e4):  # <end> possible / never chosen (captions cut at max_len)
+        with torch.no_grad():
+            m.decoder.out.bias[vocab.end_id] = end_bias
+        out = m.generate(images, beam_size=beam, max_len=6)
+        for i in range(4):
+            n = int(out.lengths[i])
+            words = out.tokens[i, :n].tolist()
+            assert len(words) == n and not {vocab.start_id, vocab.pad_id, vocab.end_id} & set(words)
+            if n < 6:
+                assert int(out.tokens[i, n]) == vocab.end_id
+                assert (out.tokens[i, n + 1 :] == vocab.pad_id).all()
+        if end_bias < 0:
+            assert (out.lengths == 6).all()
