@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
+from lstm_seq.audio.data import synth
 from lstm_seq.audio.data.grammar import TEMPLATES, sample_sentence, vocabulary
 from lstm_seq.audio.data.manifest import read_manifest
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus, make_speakers
@@ -28,15 +31,19 @@ def test_grammar_size_and_alphabet() -> None:
     assert any("'" in t for t in TEMPLATES)
 
 
-def test_speakers_split_is_disjoint() -> None:
-    spk = make_speakers(SynthConfig())
+@pytest.mark.parametrize("voices", ["stock", "generated"])
+def test_speakers_split_is_disjoint(voices: str) -> None:
+    """No speaker in two splits, and no voice (accent+variant, or a generated voice) shared between any two:
+    validation and test both measure unseen speakers."""
+    spk = make_speakers(SynthConfig(voices=voices))
+    assert all(spk[k] for k in ("train", "val", "test"))
     names = {k: {s.name for s in v} for k, v in spk.items()}
-    assert not names["test"] & (names["train"] | names["val"])
-    assert not names["val"] & names["train"]
-    voices = {k: {s.voice for s in v} for k, v in spk.items()}
-    assert not voices["test"] & voices["train"]  # even the accent+variant pair is new
+    voice = {k: {s.voice for s in v} for k, v in spk.items()}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not names[a] & names[b], (a, b)
+        assert not voice[a] & voice[b], (a, b)  # even the accent+variant pair is new
     accents = {s.voice.split("+")[0] for s in spk["train"]}
-    assert {s.voice.split("+")[0] for s in spk["test"]} <= accents
+    assert {s.voice.split("+")[0] for s in spk["test"] + spk["val"]} <= accents
 
 
 def test_corpus_files_and_speaker_split(tiny_corpus: dict[str, Path]) -> None:
@@ -59,11 +66,20 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def test_regeneration_is_byte_identical(tmp_path: Path, tiny_corpus: dict[str, Path]) -> None:
-    cfg = SynthConfig(n_utterances=10, val_speakers=2, test_speakers=2, val_fraction=0.2, test_fraction=0.2)
+def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
+    """Three shards (100 + 100 + 1 utterances): two worker processes render them in whatever order the pool
+    schedules, one renders them in turn; the folders are byte-identical."""
+    cfg = SynthConfig(n_utterances=201, val_speakers=2, test_speakers=2, val_fraction=0.2, test_fraction=0.2)
+    assert (
+        math.ceil(cfg.n_utterances / synth._SHARD) == 3
+    )  # the case: several shards, so 2 workers really run
     a = build_corpus(tmp_path / "a", cfg, workers=2)["train"].parent
     b = build_corpus(tmp_path / "b", cfg, workers=1)["train"].parent
+    assert len(list((a / "wavs").rglob("*.wav"))) == 201
     assert _digest(a) == _digest(b)
+    speakers = json.loads((a / "speakers.json").read_text())
+    voice = {k: {s["voice"] for s in v} for k, v in speakers.items()}
+    assert not voice["test"] & (voice["train"] | voice["val"]) and not voice["val"] & voice["train"]
     # cached: a second call does not touch the files
     mtime = (a / "train.jsonl").stat().st_mtime_ns
     build_corpus(tmp_path / "a", cfg)
