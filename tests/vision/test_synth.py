@@ -61,20 +61,30 @@ def test_held_out_pairs_only_in_test_and_in_every_test_image() -> None:
     assert counts == {1, 2, 3}
 
 
+def _true_relation(a: dict, b: dict) -> str:
+    """Where ``a`` is with respect to ``b`` along the dominant axis (image y grows downwards)."""
+    dx, dy = a["x"] - b["x"], a["y"] - b["y"]
+    if abs(dx) >= abs(dy):
+        return "left of" if dx < 0 else "right of"
+    return "above" if dy < 0 else "below"
+
+
 def test_relations_follow_positions() -> None:
+    """Every caption of a two-object scene that states a relation states a true one, in either order."""
     _, records = generate(CFG)
-    checked = 0
+    relations = ("left of", "right of", "above", "below")
+    seen: set[str] = set()
     for r in records:
         if len(r["objects"]) != 2:
             continue
-        a, b = sorted(r["objects"], key=lambda o: o["x"])
-        if abs(a["x"] - b["x"]) > abs(a["y"] - b["y"]):
-            phrase = (
-                f"{a['size']} {a['colour']} {a['shape']} left of a {b['size']} {b['colour']} {b['shape']}"
-            )
-            assert phrase in r["captions"][0] or all("left of" not in c for c in r["captions"][:1])
-            checked += 1
-    assert checked > 0
+        a, b = r["objects"]
+        phrase = {id(o): f"{o['size']} {o['colour']} {o['shape']}" for o in (a, b)}
+        true = {f"a {phrase[id(x)]} {_true_relation(x, y)} a {phrase[id(y)]}" for x, y in ((a, b), (b, a))}
+        for c in r["captions"]:
+            if any(f" {w} " in f" {c} " for w in relations):
+                assert c in true, (c, true, r["objects"])
+                seen.add(next(w for w in relations if f" {w} " in f" {c} "))
+    assert seen == set(relations)  # every relation word was checked at least once
 
 
 def test_cache_is_reused_and_identical(tmp_path: Path) -> None:
