@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,30 @@ def test_torchaudio_matches_librosa_on_speechlike_audio() -> None:
         assert int(frames[i]) == ref.shape[0] == cfg.num_frames(len(w))
         assert _rel(feats[i, : frames[i]], ref) <= 1e-3
         assert torch.all(feats[i, frames[i] :] == 0)  # padding stays zero
+
+
+def test_default_mfcc_matches_librosa_before_cmvn() -> None:
+    """The default front end before CMVN (which would hide any per-coefficient offset or scale: a wrong log
+    base, floor, DCT normalisation or filterbank gain) against librosa with the same settings, coefficient by
+    coefficient: the 13 cepstra, their Δ and ΔΔ."""
+    cfg = FeatureConfig()
+    assert cfg.cmvn == "utterance" and cfg.deltas  # the default normalises; compared here without it
+    waves = [speechlike(1.3, seed=1), speechlike(0.7, seed=2)]
+    padded = torch.zeros(2, len(waves[0]))
+    for i, w in enumerate(waves):
+        padded[i, : len(w)] = torch.from_numpy(w)
+    lengths = torch.tensor([len(w) for w in waves])
+    module = MFCC(cfg)
+    raw, frames = module.unnormalised(padded, lengths)
+    for i, w in enumerate(waves):
+        ref = torch.from_numpy(librosa_mfcc(w, dataclasses.replace(cfg, cmvn="none")))
+        ours = raw[i, : frames[i]]
+        assert ours.shape == ref.shape == (cfg.num_frames(len(w)), cfg.dim)
+        for j in range(cfg.dim):
+            assert _rel(ours[:, j], ref[:, j]) <= 1e-3, j
+        assert float(ref[:, 0].abs().mean()) > 1.0  # real levels: c0 is far from its normalised 0
+    normed, _ = module(padded, lengths)
+    assert torch.allclose(normed, module.normalise(raw, frames))
 
 
 @pytest.mark.parametrize(
