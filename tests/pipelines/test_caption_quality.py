@@ -1,0 +1,67 @@
+"""The figures README gives for the default captioning run, as floors a little under the recorded run
+(benchmarks/RESULTS.md; result files benchmarks/results/2026-12-01-*-caption-robustness-v3-aug-bs16.json and
+*-encoder-probe-default.json): `python -m pipelines.caption` with its defaults from a fresh corpus, then the
+held-out-renderer benchmark and the encoder probe on its best checkpoint. Slow: ≈ 6–10 min on 2 cores, more
+under load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._env import ROOT, clean_env
+
+pytestmark = pytest.mark.slow
+
+# recorded 2026-12-01 (seed 0): test BLEU-4 0.757, CIDEr-D 4.84, novel_pair_recall 0.28; held-out renderer
+# recall / exact / count / repeat 0.92 / 0.85 / 0.98 / 0.015; validation recall 0.94, count 0.99;
+# probe (colour / shape): train 1.00 / 0.96, validation 1.00 / 0.92, held-out pairs 1.00 / 0.69
+TEST_FLOORS = {"test/bleu4": 0.73, "test/cider": 4.6, "test/novel_pair_recall": 0.22}
+HELD_OUT_FLOORS = {"object_recall": 0.88, "exact_set": 0.78, "count_accuracy": 0.95}
+VAL_FLOORS = {"object_recall": 0.90, "count_accuracy": 0.96}
+PROBE_FLOORS = {
+    ("train", "colour"): 0.98, ("train", "shape"): 0.93, ("val", "shape"): 0.88,
+    ("held_out_pairs", "colour"): 0.97, ("held_out_pairs", "shape"): 0.60,
+}  # fmt: skip
+
+
+def check_run(run: Path, data_dir: Path, results: Path) -> dict[str, Any]:
+    """Every floor, on a finished default run in ``run`` whose corpus is cached in ``data_dir``; the two
+    benchmarks write their JSON under ``results``. Returns what was measured."""
+    from benchmarks import caption_robustness, encoder_probe
+
+    m = json.loads((run / "metrics.json").read_text())
+    for key, floor in TEST_FLOORS.items():
+        assert m[key] >= floor, (key, m[key], floor)
+    best = run / "checkpoints" / "best.ckpt"
+    rob = caption_robustness.main(
+        ["--ckpt", str(best), "--data-dir", str(data_dir), "--out-dir", str(results)]
+    )
+    assert rob["held_out"]["n"] == 200 and rob["validation"]["n"] == 250
+    for key, floor in HELD_OUT_FLOORS.items():
+        assert rob["held_out"][key] >= floor, ("held_out", key, rob["held_out"][key], floor)
+    assert rob["held_out"]["repeat_rate"] <= 0.04
+    for key, floor in VAL_FLOORS.items():
+        assert rob["validation"][key] >= floor, ("validation", key, rob["validation"][key], floor)
+    probe = encoder_probe.main(["--ckpt", str(best), "--data-dir", str(data_dir), "--out-dir", str(results)])
+    res = probe["probe"]
+    assert res["held_out_pairs"]["n"] > 400 and res["train"]["n"] > 7000
+    for (part, attr), floor in PROBE_FLOORS.items():
+        assert res[part][attr] >= floor, (part, attr, res[part][attr], floor)
+    return {"metrics": m, "robustness": rob, "probe": res}
+
+
+def test_default_caption_run_reaches_the_recorded_figures(tmp_path: Path) -> None:
+    run, data = tmp_path / "run", tmp_path / "data"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.caption", "logger=none", "trainer.enable_progress_bar=false",
+         f"hydra.run.dir={run}", f"paths.data_dir={data}"],
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    check_run(run, data, tmp_path / "results")
