@@ -40,7 +40,8 @@ from lstm_seq.audio.module import ASRModule
 
 log = logging.getLogger(__name__)
 
-CHUNK_S = 20.0  # longest piece of audio decoded at once (s); longer clips are chunked (transcribe.chunk_s)
+CHUNK_S = 4.0  # longest piece decoded at once (s; transcribe.chunk_s): the default model, trained on 2-3 s
+# utterances, has 25.5 % WER on 10-s clips decoded whole and 7.6 % cut into 4-s pieces (benchmarks/RESULTS.md)
 
 Wave = Union[np.ndarray, torch.Tensor]  # noqa: UP007 (a runtime alias)
 Item = Union[str, os.PathLike, Wave, tuple]  # noqa: UP007
@@ -191,6 +192,11 @@ class Recognizer:
         :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it)."""
         return cls(ASRModule.load(path, map_location="cpu"), decode=decode, device=device, chunk_s=chunk_s)
 
+    def chunk_bounds(self, wave: np.ndarray) -> list[tuple[int, int]]:
+        """Where a clip (N,) is cut: pieces of at most ``chunk_s``, each cut at its quietest frame in the second
+        half of the chunk (benchmarks/asr_chunking.py: a window of the last quarter missed most pauses)."""
+        return chunk_bounds(wave, self.chunk, self.chunk // 2, self.module.feature_cfg.hop_length)
+
     # ------------------------------------------------------------------------------------------ serving
     def export(self, out_dir: str | os.PathLike[str], **options: Any) -> Any:
         """ONNX (and ``torch.export``) files of the acoustic model with their metadata:
@@ -287,7 +293,6 @@ class Recognizer:
     ) -> list[Transcript]:
         results: list[Transcript] = []
         pieces: list[_Piece] = []
-        hop = self.module.feature_cfg.hop_length
         for i, (label, source) in enumerate(entries):
             try:
                 wave = self._load(source)
@@ -298,7 +303,7 @@ class Recognizer:
             results.append(Transcript(path=label, duration=len(wave) / self.sample_rate))
             if is_silent(wave) or len(wave) < self.module.feature_cfg.n_fft:
                 continue  # silence or too short for one frame: ""
-            bounds = chunk_bounds(wave, self.chunk, min(self.chunk // 4, 2 * self.sample_rate), hop)
+            bounds = self.chunk_bounds(wave)
             pieces += [_Piece(i, s, wave[s:e]) for s, e in bounds]
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j].wave))
         for k in range(0, len(order), batch_size):

@@ -76,9 +76,7 @@ def test_batching_and_chunking_keep_the_texts(module: ASRModule, audio_dir: Path
     alone = [asr.transcribe(f, batch_size=1)[0] for f in files]
     assert [r.to_dict() for r in together] == [r.to_dict() for r in alone]
     long_wave = load_audio(audio_dir / "long.wav", 16000)
-    from lstm_seq.audio.recognizer import chunk_bounds
-
-    bounds = chunk_bounds(long_wave, asr.chunk, min(asr.chunk // 4, 2 * 16000), 160)
+    bounds = asr.chunk_bounds(long_wave)
     assert len(bounds) >= 4
     pieces = [asr.transcribe(long_wave[s:e], sample_rate=16000)[0].text for s, e in bounds]
     long_row = next(r for r in together if r.path.endswith("long.wav"))
