@@ -32,7 +32,10 @@ from lstm_seq.vision.encoder import CNNEncoder, EncoderConfig
 from lstm_seq.vision.vocab import Vocabulary
 
 DECODERS: dict[str, type[CaptionDecoder]] = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
-DECODER_CONFIGS: dict[str, type[DecoderConfig]] = {"show_tell": DecoderConfig, "attention": AttentionDecoderConfig}
+DECODER_CONFIGS: dict[str, type[DecoderConfig]] = {
+    "show_tell": DecoderConfig,
+    "attention": AttentionDecoderConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,11 @@ class CaptionModelConfig:
     length_penalty: float = 0.0  # GNMT exponent; 0 = raw log-probability
     word_dropout: float = prob(0.0)  # training: input words → <unk> with this probability
     no_repeat_ngram: int = at_least(0, 2)  # n of the repeated-n-gram penalty in search (0 = off)
-    repeat_penalty: float = at_least(0, 2.0)  # nats off a word that completes a repeated n-gram (inf = forbid)
+    # nats off a word that completes a repeated n-gram (inf = forbid)
+    repeat_penalty: float = at_least(0, 2.0)
     coverage_penalty: float = at_least(0, 0.0)  # beta of the attention-coverage term of finished beams
-    repeat_words: tuple[str, ...] | None = None  # penalise only repeated n-grams that end in these words (None: all)
+    # penalise only repeated n-grams that end in these words (None: all)
+    repeat_words: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check(self, "model.")

@@ -52,7 +52,10 @@ def test_chunked_equals_whole_for_a_short_file(audio_dir: Path) -> None:
 
     wave = load_audio(audio_dir / "speech.wav")
     whole = Recognizer(m, decode="greedy", chunk_s=20.0).transcribe(wave, sample_rate=16000)[0].text
-    assert whole and whole == Recognizer(m, decode="greedy", chunk_s=1.6).transcribe(wave, sample_rate=16000)[0].text
+    assert (
+        whole
+        and whole == Recognizer(m, decode="greedy", chunk_s=1.6).transcribe(wave, sample_rate=16000)[0].text
+    )
 
 
 def test_checkpoint_roundtrip_and_wrong_pipeline(tmp_path: Path) -> None:
