@@ -37,7 +37,7 @@ from lstm_seq.metrics.caption import caption_metrics, object_metrics
 from lstm_seq.vision.data.corpus import load_corpus
 from lstm_seq.vision.data.datasets import CaptionDataset
 from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs, novel_pair_recall
-from lstm_seq.vision.module import CaptionModule
+from lstm_seq.vision.module import SEARCH_KEYS, CaptionModule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # size classes as radius / image side: inside the corpus's classes, continuous
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {c!r:80s} ← {', '.join(o['size'] + ' ' + o['colour'] + ' ' + o['shape'] for o in objs)}")
     fields = {
         "checkpoint": str(args.ckpt),
-        "decoding": {k: model.hparams[k] for k in model.hparams if k in _DECODING},
+        "decoding": {k: model.hparams[k] for k in model.hparams if k in SEARCH_KEYS},
         "held_out": {"n": len(images), "seed": args.seed, **held_m},
         "validation": {"n": len(val_items), **val_m},
         **({"test": test_m} if test_m else {}),
@@ -270,15 +270,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_result(Path(args.out_dir), device_name(torch.device("cpu")), suffix, **fields)
     return fields
 
-
-_DECODING = (
-    "beam_size",
-    "max_len",
-    "length_penalty",
-    "no_repeat_ngram",
-    "repeat_penalty",
-    "coverage_penalty",
-)
 
 if __name__ == "__main__":
     main()

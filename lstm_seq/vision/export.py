@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from lstm_seq.audio.export import ExportedFiles, _versions, file_opset
+from lstm_seq.vision.module import SEARCH_KEYS
 
 if TYPE_CHECKING:
     from lstm_seq.vision.module import CaptionModule
@@ -32,18 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["AttentionDecoderStep", "CaptionDecoderStep", "CaptionEncoderGraph", "export_captioner"]
 
 FORMAT = "lstm_seq-caption-onnx/1"
-# the checkpoint's search settings, copied into the metadata
-SEARCH_KEYS = (
-    "beam_size",
-    "max_len",
-    "length_penalty",
-    "no_repeat_ngram",
-    "repeat_penalty",
-    "coverage_penalty",
-)
-SEARCH_KEYS = (
-    "beam_size", "max_len", "length_penalty", "no_repeat_ngram", "repeat_penalty", "coverage_penalty", "repeat_words",
-)  # fmt: skip
 
 
 class CaptionEncoderGraph(nn.Module):
@@ -106,7 +95,7 @@ def _metadata(module: CaptionModule, opset: int) -> dict[str, Any]:
         "encoder": {k: val for k, val in dict(hp["encoder"]).items() if k != "weights"},
         "decoder": dict(hp["decoder"]),
         "attention": attention,
-        "search": {k: hp.get(k) for k in (*SEARCH_KEYS, "repeat_words")},
+        "search": {k: hp.get(k) for k in SEARCH_KEYS},  # the checkpoint's search settings
         "opset": opset,
         "versions": _versions(),
         "graphs": {

@@ -32,6 +32,9 @@ from lstm_seq.vision.encoder import CNNEncoder, EncoderConfig
 from lstm_seq.vision.vocab import Vocabulary
 
 DECODERS: dict[str, type[CaptionDecoder]] = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
+# the caption search's settings among the hparams (what export metadata and benchmarks record)
+SEARCH_KEYS = ("beam_size", "max_len", "length_penalty", "no_repeat_ngram", "repeat_penalty", "coverage_penalty",
+               "repeat_words")  # fmt: skip
 DECODER_CONFIGS: dict[str, type[DecoderConfig]] = {
     "show_tell": DecoderConfig,
     "attention": AttentionDecoderConfig,
