@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from lstm_seq.audio.features import MFCC, cmvn
 from lstm_seq.audio.model import _mask_time
 from lstm_seq.lstm_export import lstm_padded, onnx_translation_table, onnx_weights
+from lstm_seq.outputs import write_metrics
 
 if TYPE_CHECKING:
     from lstm_seq.audio.module import ASRModule
@@ -152,6 +153,15 @@ class ExportedFiles:
     onnx: dict[str, Path]
     metadata: Path
     extra: dict[str, Path] = field(default_factory=dict)
+
+    def record(self, run_dir: Path) -> dict[str, int]:
+        """``mode=export``'s report: print each file written and record ``export/files`` (the number of ONNX
+        graphs) in ``<run_dir>/metrics.json``; returns that metric."""
+        for f in [*self.onnx.values(), self.metadata, *self.extra.values()]:
+            print(f"wrote {f}")
+        metrics = {"export/files": len(self.onnx)}
+        write_metrics(run_dir, metrics)
+        return metrics
 
 
 def _versions() -> dict[str, str]:

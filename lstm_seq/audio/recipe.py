@@ -121,11 +121,13 @@ def tune_decoding(
     out: Path,
     checkpoints: Sequence[str | Path] = (),
     device: str = "cpu",
-) -> tuple[DecodingSetup, dict[str, float]]:
+) -> tuple[DecodingSetup, dict[str, float], BeamSearchDecoder | None]:
     """After training: choose the null ones of ``lm_weight`` / ``word_score`` on the validation set (grids
     ``tune_lm_weights`` / ``tune_word_scores``), store the tuned setup in ``module`` and in each of
     ``checkpoints`` (so ``mode=test`` and ``mode=transcribe`` use it), and write every pair's score to
-    ``<out>/beam_tuning.json``. Returns the setup and the metrics to record ({} when nothing is tuned)."""
+    ``<out>/beam_tuning.json``. Returns the setup, the metrics to record ({} when nothing is tuned) and the
+    decoder with the chosen weights (None when nothing is tuned), which the test can re-use: one LM estimate
+    and one lexicon trie per run."""
     setup = module.decoding
     base = setup.beam_config(decode)
     grids = {
@@ -133,13 +135,13 @@ def tune_decoding(
         for k in ("lm_weight", "word_score")
     }  # a fixed value is a one-point grid; a null one is searched
     if base is None or base.lm_order == 0 or not setup.has_lm_source:
-        return setup, {}
+        return setup, {}, None
     if all(decode.get(k) is not None for k in grids) or not all(grids.values()):
-        return setup, {}
+        return setup, {}, None
     t0 = time.time()
     decoder = setup.decoder(module.vocab, base, out / "lm")
     if decoder is None:
-        return setup, {}
+        return setup, {}, None
     emissions = collect_emissions(module, dm.val_dataloader(), device)
     setup, result = setup.tune(decoder, emissions, module.vocab, grids["lm_weight"], grids["word_score"])
     module.decoding = setup
@@ -157,21 +159,30 @@ def tune_decoding(
         100 * result.wer,
         100 * result.greedy_wer,
     )
-    return setup, {
+    metrics = {
         "decode/lm_weight": result.lm_weight,
         "decode/word_score": result.word_score,
         "val/wer_beam_tuned": result.wer,
         "val/cer_beam_tuned": result.cer,
         "val/wer_greedy_final": result.greedy_wer,
     }
+    return setup, metrics, decoder.with_weights(result.lm_weight, result.word_score)
 
 
-def beam_decoder(module: ASRModule, decode: Mapping[str, Any], work_dir: Path) -> BeamSearchDecoder | None:
-    """The configured beam search over the module's own LM, lexicon and tuned weights; None: greedy."""
+def beam_decoder(
+    module: ASRModule, decode: Mapping[str, Any], work_dir: Path, built: BeamSearchDecoder | None = None
+) -> BeamSearchDecoder | None:
+    """The configured beam search over the module's own LM, lexicon and tuned weights; None: greedy.
+    ``built``: a decoder already made for this module (by :func:`tune_decoding`), used when its settings are
+    the configured ones."""
     cfg = module.decoding.beam_config(decode)
     if cfg is None:
         return None
-    decoder = module.decoding.decoder(module.vocab, cfg, work_dir)
+    decoder = (
+        built
+        if built is not None and built.cfg == cfg
+        else module.decoding.decoder(module.vocab, cfg, work_dir)
+    )
     if decoder is not None:
         log.info("beam search: lm_weight %.2f, word_score %.2f", cfg.lm_weight, cfg.word_score)
     return decoder
@@ -179,12 +190,17 @@ def beam_decoder(module: ASRModule, decode: Mapping[str, Any], work_dir: Path) -
 
 # ------------------------------------------------------------------------------------------------ runs
 def evaluate(
-    module: ASRModule, dm: ASRDataModule, decode: Mapping[str, Any], out: Path, device: str = "cpu"
+    module: ASRModule,
+    dm: ASRDataModule,
+    decode: Mapping[str, Any],
+    out: Path,
+    device: str = "cpu",
+    built: BeamSearchDecoder | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``mode=test`` (and the end of training): WER/CER on the test split with greedy and, when configured,
-    beam + LM decoding; writes metrics.json and predictions.jsonl. Returns the metrics and the predictions
-    (one row per utterance)."""
-    decoder = beam_decoder(module, decode, out / "lm")
+    beam + LM decoding (``built``: see :func:`beam_decoder`); writes metrics.json and predictions.jsonl.
+    Returns the metrics and the predictions (one row per utterance)."""
+    decoder = beam_decoder(module, decode, out / "lm", built)
     emissions = collect_emissions(module, dm.test_dataloader(), device)
     results, predictions = score_emissions(emissions, module.vocab, decoder)
     if decoder is not None:
@@ -208,8 +224,8 @@ def finish_training(
 ) -> dict[str, Any]:
     """After fitting: tune the decoder on validation, test, record the data and training counters in
     metrics.json and draw ``plots`` test utterances (MFCCs, CTC posteriors, decoded vs reference text)."""
-    _, results = tune_decoding(module, dm, decode, out, checkpoints, device)
-    tested, predictions = evaluate(module, dm, decode, out, device)
+    _, results, tuned = tune_decoding(module, dm, decode, out, checkpoints, device)
+    tested, predictions = evaluate(module, dm, decode, out, device, tuned)
     results.update(tested)
     results.update(report)
     for split in dm.manifests:  # every split, also one that no loader of this process needed (a resume)
@@ -245,13 +261,10 @@ def transcribe(
 
 def export(module: ASRModule, out: Path) -> dict[str, int]:
     """``mode=export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
-    (:meth:`~lstm_seq.audio.recognizer.Recognizer.export`); records ``export/files`` in metrics.json."""
-    files = Recognizer(module).export(out / "export")
-    for f in [*files.onnx.values(), files.metadata, *files.extra.values()]:
-        print(f"wrote {f}")
-    metrics = {"export/files": len(files.onnx)}
-    write_metrics(out, metrics)
-    return metrics
+    (:func:`lstm_seq.audio.export.export_acoustic_model`); records ``export/files`` in metrics.json."""
+    from lstm_seq.audio.export import export_acoustic_model  # the exporter's imports only when exporting
+
+    return export_acoustic_model(module, out / "export").record(out)
 
 
 def describe(results: Mapping[str, Any]) -> str:

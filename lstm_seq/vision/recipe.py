@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader
 from lstm_seq.metrics.caption import caption_metrics, java_metrics, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
-from lstm_seq.vision.captioner import Captioner
 from lstm_seq.vision.data.augment import ImageAugment
 from lstm_seq.vision.data.corpus import Corpus
 from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
@@ -148,10 +147,7 @@ def write_summary(out: Path, title: str, config_yaml: str, metrics: Mapping[str,
 
 def export(module: CaptionModule, out: Path) -> dict[str, int]:
     """``mode=export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
-    (:meth:`~lstm_seq.vision.captioner.Captioner.export`); records ``export/files`` in metrics.json."""
-    files = Captioner(module).export(out / "export")
-    for f in [*files.onnx.values(), files.metadata, *files.extra.values()]:
-        print(f"wrote {f}")
-    metrics = {"export/files": len(files.onnx)}
-    write_metrics(out, metrics)
-    return metrics
+    (:func:`lstm_seq.vision.export.export_captioner`); records ``export/files`` in metrics.json."""
+    from lstm_seq.vision.export import export_captioner  # the exporter's imports only when exporting
+
+    return export_captioner(module, out / "export").record(out)

@@ -15,6 +15,7 @@ from lstm_seq.audio.decoding.lm import estimate_arpa
 from lstm_seq.audio.decoding.setup import DecodingSetup, build
 from lstm_seq.audio.decoding.tune import best_pair, tune_beam
 from lstm_seq.audio.module import ASRModule
+from lstm_seq.audio.recipe import beam_decoder
 from lstm_seq.audio.vocab import CharVocab
 
 LM_TEXTS = ["the red door"] * 20 + ["the rad cup"] * 2  # "red" is ten times likelier than "rad" after "the"
@@ -69,6 +70,20 @@ def test_ties_go_to_lower_cer_then_to_the_pair_nearest_the_untuned_weights(tmp_p
         {"lm_weight": 0.0, "word_score": 0.0, "wer": 0.2, "cer": 0.01},
     ]
     assert best_pair(rows)["lm_weight"] == 2.0 and best_pair(rows[::-1])["lm_weight"] == 2.0
+
+
+def test_testing_reuses_the_tuned_decoder_and_rebuilds_for_other_settings(tmp_path: Path) -> None:
+    """After tuning, the decoder with the chosen weights decodes the test set (one LM estimate and one trie per
+    run); any other setting builds a new one."""
+    m = ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
+    m.decoding = replace(DecodingSetup.from_texts(LM_TEXTS), lm_weight=0.5, word_score=0.0)
+    decode = {"beam": True, "beam_size": 20, "lm_weight": None, "word_score": None}
+    tuned = m.decoding.decoder(m.vocab, BeamConfig(beam_size=20), tmp_path).with_weights(0.5, 0.0)
+    assert beam_decoder(m, decode, tmp_path / "test", tuned) is tuned
+    assert not (tmp_path / "test").exists()  # nothing re-estimated
+    other = beam_decoder(m, {**decode, "lm_weight": 2.0}, tmp_path / "other", tuned)
+    assert other is not None and other is not tuned and other.cfg.lm_weight == 2.0
+    assert (tmp_path / "other" / "lm.arpa").is_file()
 
 
 def test_null_weights_take_the_tuned_values_else_the_untuned_defaults() -> None:
