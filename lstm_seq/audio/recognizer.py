@@ -251,7 +251,7 @@ class Recognizer:
         x = x.astype(np.float32)
         if not np.isfinite(x).all():
             raise ValueError("the waveform holds NaN or infinite samples")
-        return resample(x, int(rate), self.sample_rate) if int(rate) != self.sample_rate else x
+        return resample(x, int(rate), self.sample_rate)
 
     # ------------------------------------------------------------------------------------------ decoding
     def transcribe(
@@ -347,7 +347,6 @@ class Recognizer:
             texts = self.decoder(log_probs, out_lengths)
             lists = [[(t, float("nan"))] for t in texts]
         frame_s = self.frame_seconds
-        encode = {c: i for i, c in enumerate(self.vocab.tokens)}
         for j, p in enumerate(batch):
             p.text, p.nbest = texts[j], lists[j]
             if word_timestamps and p.text:
@@ -355,7 +354,7 @@ class Recognizer:
                 t0 = p.offset / self.sample_rate
                 p.words = [
                     Word(s.word, t0 + s.start * frame_s, t0 + s.end * frame_s, s.confidence)
-                    for s in word_spans(lp, p.text, encode, self.vocab.blank)
+                    for s in word_spans(lp, p.text, self.vocab.encode, self.vocab.blank)
                 ]
 
     @property

@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_pil_image
 
-from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError, load_image
+from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, ImageLoadError, list_images, load_image
 from lstm_seq.vision.module import CaptionModule
 
 
@@ -141,11 +141,7 @@ class Captioner:
             if isinstance(item, (str, os.PathLike)):
                 p = Path(item)
                 if p.is_dir():
-                    out += [
-                        (str(f), f)
-                        for f in sorted(p.rglob("*"))
-                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                    ]
+                    out += [(str(f), f) for f in list_images(p)]
                 else:
                     out.append((str(p), p))
             elif isinstance(item, Image.Image):

@@ -104,12 +104,17 @@ def test_ctc_alignment_finds_the_frames_of_each_character() -> None:
         lp[t, k] = -0.01
     assert ctc_align(lp, [1, 2]) == [(1, 3, pytest.approx(-0.02)), (4, 5, pytest.approx(-0.01))]
     assert ctc_align(lp[:1], [1, 2]) == []  # one frame cannot hold two characters
-    spans = word_spans(lp, "a b", {"a": 1, "b": 2, " ": 3})
+    ids = {"a": 1, "b": 2, " ": 3}
+
+    def encode(text: str) -> list[int]:
+        return [ids[c] for c in text]
+
+    spans = word_spans(lp, "a b", encode)
     assert [(s.word, s.start, s.end) for s in spans] == [("a", 1, 3), ("b", 4, 5)]
     assert all(0.99 < s.confidence <= 1.0 for s in spans)
     unsure = lp.clone()
     unsure[1:3, 1], unsure[1:3, 0] = np.log(0.3), np.log(0.7)
-    assert word_spans(unsure, "a b", {"a": 1, "b": 2, " ": 3})[0].confidence == pytest.approx(0.3, abs=1e-3)
+    assert word_spans(unsure, "a b", encode)[0].confidence == pytest.approx(0.3, abs=1e-3)
 
 
 def test_word_times_confidence_and_nbest(module: ASRModule, audio_dir: Path) -> None:

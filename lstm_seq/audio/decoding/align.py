@@ -9,6 +9,7 @@ posterior), so 1.0 means the model was certain of every frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -86,15 +87,17 @@ def ctc_align(log_probs: Tensor, targets: list[int], blank: int = 0) -> list[tup
     return [(int(a), int(b), c) for a, b, c in spans]
 
 
-def word_spans(log_probs: Tensor, text: str, encode: dict[str, int], blank: int = 0) -> list[WordSpan]:
+def word_spans(
+    log_probs: Tensor, text: str, encode: Callable[[str], list[int]], blank: int = 0
+) -> list[WordSpan]:
     """The words of ``text`` with their frames and confidences, aligned to ``log_probs`` (T, V).
 
-    ``encode`` maps each character to its token id; [] when ``text`` is empty or cannot be aligned."""
+    ``encode`` gives the token id of each character of a string (e.g. :meth:`CharVocab.encode`); [] when ``text`` is empty or cannot be aligned."""
     words = text.split()
     if not words:
         return []
     chars = " ".join(words)
-    ids = [encode[c] for c in chars]
+    ids = encode(chars)
     aligned = ctc_align(log_probs, ids, blank)
     if not aligned:
         return []
