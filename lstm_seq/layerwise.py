@@ -20,6 +20,8 @@ Shapes: ``T`` steps, ``B`` batch, ``I`` input size, ``H`` hidden size, ``P`` siz
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -65,6 +67,7 @@ def run_layers(
     blocks: list[list[Tensor]],
     cfg: FusedConfig,
     pad_input_to: int = 1,
+    flat: Callable[[list[Tensor], int], list[Tensor]] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run a stacked (bi)LSTM one layer and direction at a time.
 
@@ -76,6 +79,10 @@ def run_layers(
             nn.LSTM's order ``w_ih, w_hh, [b_ih, b_hh], [w_hr]``.
         cfg: the module's options; dropout applies to every layer's output but the last.
         pad_input_to: zero-pad each layer's input features to a multiple of this (1 = never).
+        flat: if given, ``flat(block_weights, input_size)`` returns one layer and direction's weights as a
+            buffer cuDNN reads directly (:func:`lstm_seq.cudnn_weights.cast_flat`): one copy per block and
+            forward instead of cuDNN's own copy inside every call (the blocks are views of the module's
+            whole-stack buffer, which cuDNN cannot use for a one-layer call).
 
     Returns:
         output (T, B, D*P) (zero past each length), h_n (L*D, B, P), c_n (L*D, B, H).
@@ -91,6 +98,8 @@ def run_layers(
         k = layer * dirs + d
         inp, w_ih = pad_features(layer_in, blocks[k][0], pad_input_to)
         weights = [w_ih, *blocks[k][1:]]
+        if flat is not None:
+            weights = flat(weights, inp.shape[-1])
         if d == 1:
             inp = reverse_within_lengths(inp, lengths, index)
         state = (h0[k : k + 1], c0[k : k + 1])

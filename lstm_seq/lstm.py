@@ -88,7 +88,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from lstm_seq import fused, layerwise, reference
+from lstm_seq import cudnn_weights, fused, layerwise, reference
 from lstm_seq.kernels import ln_lstm, triton_ln_lstm
 
 Backend = Literal["auto", "reference", "fused", "layerwise", "ln_kernel"]
@@ -96,6 +96,10 @@ State = tuple[Tensor, Tensor]
 BACKENDS: tuple[str, ...] = ("auto", "reference", "fused", "layerwise", "ln_kernel")
 # cuDNN's persistent algorithm wants input and hidden sizes that are multiples of this (docs/performance.md).
 GPU_FEATURE_MULTIPLE = 128
+# Up to this hidden size cuDNN runs a whole LSTM stack, both directions, with its persistent "small H" algorithm
+# (forward H <= 192, backward H <= 128; PyTorch's aten/src/ATen/native/cudnn/RNN.cpp, use_rnn_persist_small_h),
+# in every floating dtype but float64 and without packing: one call then beats one call per layer and direction.
+SMALL_H_MAX = 128
 
 # What ``auto`` runs for a LayerNorm LSTM off the GPU, per pass: "fwd" = a forward that autograd does not
 # record (inference, decoding), "fwd+bwd" = one it records (training). Each is the faster of ``ln_kernel``
@@ -118,12 +122,16 @@ def choose_backend(
     bidirectional: bool,
     proj_size: int,
     records_grad: bool = True,
+    hidden_size: int = SMALL_H_MAX + 1,
+    has_lengths: bool = False,
 ) -> str:
     """The dispatch rule behind :meth:`LSTM.plan`, as a pure function of what it depends on.
 
     Returns ``"reference"``, ``"fused"``, ``"layerwise"`` or ``"ln_kernel"``. ``half_precision``
     means the input is fp16/bf16 or CUDA autocast is on; ``records_grad`` that autograd records the
-    forward for a backward (it matters only for LayerNorm off the GPU: :data:`AUTO_LAYER_NORM_CPU`).
+    forward for a backward (it matters only for LayerNorm off the GPU: :data:`AUTO_LAYER_NORM_CPU`);
+    ``hidden_size`` and ``has_lengths`` (a padded batch with ``lengths``) decide whether splitting the layers
+    helps on a GPU (see the module docs).
     """
     if backend == "reference":
         return "reference"
@@ -137,7 +145,10 @@ def choose_backend(
         return AUTO_LAYER_NORM_CPU["fwd+bwd" if records_grad else "fwd"]
     if backend != "auto":
         return backend
-    split_helps = num_layers > 1 or bidirectional
+    # one call per layer and direction pays only where it turns cuDNN's standard algorithm into its persistent
+    # one: half precision, a stack or two directions, and a hidden size too large for the persistent algorithm
+    # cuDNN already runs on a whole small-H stack; never with lengths (packed input runs no persistent kernel)
+    split_helps = (num_layers > 1 or bidirectional) and hidden_size > SMALL_H_MAX and not has_lengths
     if device_type == "cuda" and half_precision and split_helps and proj_size == 0:
         return "layerwise"
     return "fused"
@@ -301,7 +312,33 @@ class LSTM(nn.Module):
                         b_hh[: 2 * H] = 0.0
 
     def flatten_parameters(self) -> None:
-        """Accepted for nn.LSTM compatibility; the weights are used as they are."""
+        """Put the LSTM weights into one buffer in cuDNN's layout, each parameter a view of it, as
+        ``nn.LSTM.flatten_parameters`` does, so that cuDNN reads them as they are instead of copying them
+        into a new buffer on every call (:mod:`lstm_seq.cudnn_weights`). Done after every ``.to()``,
+        ``.cuda()``, ``.half()``; a no-op off CUDA, for a LayerNorm LSTM (cuDNN never runs one) and
+        wherever cuDNN would not take the weights."""
+        if not self.layer_norm:
+            cudnn_weights.flatten_(self._flat_weights, self._flat_config())
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # .to()/.cuda()/.half() give each parameter a storage of its own: flatten again (as nn.RNNBase)
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return result
+
+    def _flat_config(
+        self, num_layers: int | None = None, input_size: int | None = None
+    ) -> cudnn_weights.FlatConfig:
+        """cuDNN's view of this module (or of one layer and direction: ``num_layers=1``, unidirectional)."""
+        one_block = num_layers is not None
+        return cudnn_weights.FlatConfig(
+            input_size=self.input_size if input_size is None else input_size,
+            hidden_size=self.hidden_size,
+            proj_size=self.proj_size,
+            num_layers=self.num_layers if num_layers is None else num_layers,
+            bidirectional=self.bidirectional and not one_block,
+            weights_per_block=len(self._flat_weights_names) // (self.num_layers * self.num_directions),
+        )
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -347,13 +384,13 @@ class LSTM(nn.Module):
         return out
 
     # ------------------------------------------------------------------ dispatch
-    def plan(self, input: Tensor | PackedSequence) -> str:
-        """The backend that :meth:`forward` would use for ``input`` now: ``"reference"``, ``"fused"``,
-        ``"layerwise"`` or ``"ln_kernel"``.
+    def plan(self, input: Tensor | PackedSequence, *, lengths: Tensor | Sequence[int] | None = None) -> str:
+        """The backend that :meth:`forward` would use for ``input`` (and ``lengths``, as given to
+        :meth:`forward`) now: ``"reference"``, ``"fused"``, ``"layerwise"`` or ``"ln_kernel"``.
 
         This is the one dispatch point (rule: :func:`choose_backend`); it depends on the input's device
-        and dtype, CUDA autocast, and whether autograd records (grad mode on and the input or a
-        parameter requiring grad). See the module docs for the reasons.
+        and dtype, CUDA autocast, whether autograd records (grad mode on and the input or a
+        parameter requiring grad), and whether a padded batch has lengths. See the module docs for the reasons.
         """
         x = input.data if isinstance(input, PackedSequence) else input
         half = x.dtype in (torch.float16, torch.bfloat16) or (x.is_cuda and torch.is_autocast_enabled("cuda"))
@@ -369,6 +406,8 @@ class LSTM(nn.Module):
             bidirectional=self.bidirectional,
             proj_size=self.proj_size,
             records_grad=records,
+            hidden_size=self.hidden_size,
+            has_lengths=lengths is not None or isinstance(input, PackedSequence),
         )
 
     # ------------------------------------------------------------------ forward
@@ -435,8 +474,27 @@ class LSTM(nn.Module):
             raise ValueError(f"step: expected x_t of shape (B, {self.input_size}), got {tuple(x_t.shape)}")
         x = x_t.unsqueeze(0)
         h0, c0 = self._initial_state(x, state, batched=True)
+        if self.plan(x) in ("fused", "layerwise") and self.proj_size == 0:
+            return self._cell_steps(x_t, h0, c0)
         out, h_n, c_n = self._run(x, h0, c0, None)
         return out[0], (h_n, c_n)
+
+    def _cell_steps(self, x_t: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, State]:
+        """One step of a plain unidirectional stack with the fused cell kernel (one GEMM pair and one
+        pointwise kernel per layer on CUDA) instead of a whole sequence call of one step.
+        x_t (B, I); h0, c0 (L, B, H). Returns the top output (B, H) and the new (h, c), each (L, B, H)."""
+        self._check_input_size(x_t.shape[-1])
+        hs, cs = [], []
+        inp = x_t
+        for layer, block in enumerate(self.all_weights):
+            b_ih, b_hh = (block[2], block[3]) if self.bias else (None, None)
+            h, c = torch.lstm_cell(inp, (h0[layer], c0[layer]), block[0], block[1], b_ih, b_hh)
+            hs.append(h)
+            cs.append(c)
+            inp = h
+            if self.dropout > 0.0 and self.training and layer < self.num_layers - 1:
+                inp = torch.nn.functional.dropout(inp, p=self.dropout, training=True)
+        return inp, (torch.stack(hs), torch.stack(cs))
 
     # ------------------------------------------------------------------ internals
     def _fused_config(self) -> fused.FusedConfig:
@@ -453,17 +511,16 @@ class LSTM(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """x (T, B, I) time-major; lengths (B,) CPU int64 or None (= all full)."""
         self._check_input_size(x.shape[-1])
-        plan = self.plan(x)
+        plan = self.plan(x, lengths=lengths)
+        if plan in ("fused", "layerwise") and x.is_cuda and cudnn_weights.cudnn_usable(self._flat_weights):
+            return self._run_cudnn(plan, x, h0, c0, lengths)
         if plan == "fused":
             cfg = self._fused_config()
             if lengths is None:
                 return fused.run_padded(x, h0, c0, self._flat_weights, cfg)
             return fused.run_lengths(x, lengths, h0, c0, self._flat_weights, cfg)
         if plan == "layerwise":
-            pad = GPU_FEATURE_MULTIPLE if x.is_cuda else 1
-            return layerwise.run_layers(
-                x, lengths, h0, c0, self.all_weights, self._fused_config(), pad_input_to=pad
-            )
+            return layerwise.run_layers(x, lengths, h0, c0, self.all_weights, self._fused_config())
         if plan == "ln_kernel":
             return ln_lstm.run_stacked(
                 x, lengths, h0, c0, self._direction_weights(), dropout=self.dropout, training=self.training
@@ -479,14 +536,64 @@ class LSTM(nn.Module):
             mask=mask,
         )
 
+    def _run_cudnn(
+        self, plan: str, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``fused``/``layerwise`` through cuDNN with weights it can read without copying them.
+
+        Under CUDA autocast with fp32 weights the LSTM runs in fp16, as nn.LSTM's autocast wrapper does, but
+        with the weights cast once per forward into cuDNN's layout (:func:`cudnn_weights.cast_flat`) and the
+        call made outside autocast, so that cuDNN neither casts nor re-packs them. Returns fp16 outputs then
+        (nn.LSTM's too). x (T, B, I); lengths (B,) CPU int64 or None.
+        """
+        dtype = self._cudnn_dtype(x)
+        with torch.autocast("cuda", enabled=False):
+            x, h0, c0 = x.to(dtype), h0.to(dtype), c0.to(dtype)
+            cfg = self._fused_config()
+            if plan == "layerwise":
+                return layerwise.run_layers(
+                    x, lengths, h0, c0, self.all_weights, cfg, pad_input_to=GPU_FEATURE_MULTIPLE,
+                    flat=lambda block, in_size: cudnn_weights.cast_flat(
+                        block, dtype, self._flat_config(num_layers=1, input_size=in_size)
+                    ),
+                )  # fmt: skip
+            weights = self._cudnn_flat_weights(dtype)
+            if lengths is None:
+                return fused.run_padded(x, h0, c0, weights, cfg)
+            return fused.run_lengths(x, lengths, h0, c0, weights, cfg)
+
+    def _cudnn_dtype(self, x: Tensor) -> torch.dtype:
+        """The dtype a cuDNN call computes in: fp16 under CUDA autocast with fp32 weights (as nn.LSTM), else
+        the input's."""
+        if torch.is_autocast_enabled("cuda") and self._flat_weights[0].dtype == torch.float32:
+            return torch.float16
+        return x.dtype
+
+    def _cudnn_flat_weights(self, dtype: torch.dtype) -> list[Tensor]:
+        """The whole stack's weights in ``dtype`` as views of one buffer in cuDNN's layout: the parameters
+        themselves when they already are (:meth:`flatten_parameters`), else a cast copy through autograd."""
+        weights = self._flat_weights
+        if dtype == weights[0].dtype and cudnn_weights.is_flat(weights):
+            return weights
+        return cudnn_weights.cast_flat(weights, dtype, self._flat_config())
+
     def _forward_packed(self, packed: PackedSequence, hx: State | None) -> tuple[PackedSequence, State]:
         batch = int(packed.batch_sizes[0])
         h0, c0 = self._initial_state(
             packed.data.new_empty(1, batch, 0), hx, batched=True, dtype_from=packed.data
         )
         self._check_input_size(packed.data.shape[-1])
-        if self.plan(packed.data) == "fused":
-            out, h_n, c_n = fused.run_packed(packed, h0, c0, self._flat_weights, self._fused_config())
+        if self.plan(packed.data, lengths=packed.batch_sizes) == "fused":
+            weights = self._flat_weights
+            if packed.data.is_cuda and cudnn_weights.cudnn_usable(weights):
+                dtype = self._cudnn_dtype(packed.data)
+                with torch.autocast("cuda", enabled=False):
+                    out, h_n, c_n = fused.run_packed(
+                        packed._replace(data=packed.data.to(dtype)), h0.to(dtype), c0.to(dtype),
+                        self._cudnn_flat_weights(dtype), self._fused_config(),
+                    )  # fmt: skip
+                return out, (h_n, c_n)
+            out, h_n, c_n = fused.run_packed(packed, h0, c0, weights, self._fused_config())
             return out, (h_n, c_n)
         x, lengths = pad_packed_sequence(packed)  # (T, B, I) in the caller's order
         y, h_n, c_n = self._run(x, h0, c0, lengths)

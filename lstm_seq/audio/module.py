@@ -139,7 +139,9 @@ class ASRModule(pl.LightningModule):
             log_probs: (B, T', V) log-posteriors; out_lengths: (B,) valid steps.
             count_dropped: add the infeasible ones to :attr:`dropped_ctc` and warn (training).
         """
-        ok = ctc_feasible(out_lengths, batch.targets, batch.target_lengths)
+        # the one host synchronisation of the loss: the feasibility flags come to the CPU once, and every
+        # decision below reads them there (the model's LSTM has already waited for the lengths)
+        ok = ctc_feasible(out_lengths, batch.targets, batch.target_lengths).cpu()
         n_bad = int((~ok).sum())
         if n_bad and count_dropped:
             self.dropped_ctc += n_bad
@@ -149,14 +151,19 @@ class ASRModule(pl.LightningModule):
                 n_bad,
                 self.dropped_ctc,
             )
-        if not bool(ok.any()):
+        if n_bad == len(ok):
             return None
+        targets, target_lengths = batch.targets, batch.target_lengths
+        if n_bad:  # keep the feasible rows (an index built on the CPU: no synchronisation)
+            keep = ok.nonzero().squeeze(1).to(log_probs.device, non_blocking=True)
+            log_probs, out_lengths = log_probs.index_select(0, keep), out_lengths.index_select(0, keep)
+            targets, target_lengths = targets.index_select(0, keep), target_lengths.index_select(0, keep)
         with torch.autocast(device_type=log_probs.device.type, enabled=False):
             return F.ctc_loss(
-                log_probs[ok].float().transpose(0, 1),
-                batch.targets[ok],
-                out_lengths[ok],
-                batch.target_lengths[ok],
+                log_probs.float().transpose(0, 1),
+                targets,
+                out_lengths,
+                target_lengths,
                 blank=self.vocab.blank,
                 reduction="mean",
                 zero_infinity=True,

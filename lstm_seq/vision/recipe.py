@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
+from lstm_seq.cpus import loader_workers
 from lstm_seq.metrics.caption import caption_metrics, java_metrics, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
@@ -67,8 +69,9 @@ def loader(
     )  # fmt: skip
     if data.get("feature_cache") and model.encoder.frozen and cache_dir is not None:
         ds.features, ds.feature_errors = build_feature_cache(model.encoder, ds, cache_dir, data["batch_size"])
+    workers = loader_workers(data["num_workers"])
     kwargs = {
-        "num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0,
+        "num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available(),
         "collate_fn": functools.partial(collate_captions, pad_id=model.vocab.pad_id),
     }  # fmt: skip
     if train:

@@ -48,8 +48,11 @@ def test_autocast_takes_a_state_of_another_dtype_like_nn_lstm(backend: str) -> N
     x = torch.randn(2, 5, 3)
     state = (torch.randn(2, 2, 4).bfloat16(), torch.randn(2, 2, 4).bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
+        try:
+            ref, (h_ref, c_ref) = twin(x, state)
+        except RuntimeError as err:  # oneDNN builds its bf16 LSTM only on CPUs with bf16 instructions
+            pytest.skip(f"nn.LSTM itself cannot run under CPU bf16 autocast here: {err}")
         out, (h, c) = m(x, state)
-        ref, (h_ref, c_ref) = twin(x, state)
         h_t, _ = m.step(x[:, 0], state)
     assert out.shape == ref.shape == (2, 5, 4) and h.shape == c.shape == (2, 2, 4) and h_t.shape == (2, 4)
     # fused/layerwise call nn.LSTM's own kernel: equal; the reference loop's bf16 matmuls round

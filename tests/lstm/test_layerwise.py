@@ -60,6 +60,38 @@ def test_feature_padding_changes_nothing() -> None:
             "layerwise",
         ),
         ({"device_type": "cuda", "half_precision": True, "num_layers": 1, "bidirectional": False}, "fused"),
+        # cuDNN's persistent small-H algorithm already runs the whole stack in one call: no split
+        (
+            {
+                "device_type": "cuda",
+                "half_precision": True,
+                "num_layers": 2,
+                "bidirectional": True,
+                "hidden_size": 128,
+            },
+            "fused",
+        ),
+        (
+            {
+                "device_type": "cuda",
+                "half_precision": True,
+                "num_layers": 2,
+                "bidirectional": True,
+                "hidden_size": 256,
+            },
+            "layerwise",
+        ),
+        # packed input (lengths) runs no persistent kernel either way: one call
+        (
+            {
+                "device_type": "cuda",
+                "half_precision": True,
+                "num_layers": 4,
+                "bidirectional": True,
+                "has_lengths": True,
+            },
+            "fused",
+        ),
         ({"device_type": "cuda", "half_precision": False, "num_layers": 4, "bidirectional": True}, "fused"),
         ({"device_type": "cpu", "half_precision": True, "num_layers": 4, "bidirectional": True}, "fused"),
         ({"device_type": "cuda", "half_precision": True, "num_layers": 4, "proj_size": 3}, "fused"),
@@ -84,6 +116,7 @@ def test_layerwise_rejects_layer_norm_and_is_reported_by_plan() -> None:
         lstm_seq.LSTM(3, 4, layer_norm=True, backend="layerwise")
     m = lstm_seq.LSTM(3, 4, num_layers=2, backend="layerwise")
     assert m.plan(torch.zeros(2, 1, 3)) == "layerwise"
+    assert m.plan(torch.zeros(2, 1, 3), lengths=torch.tensor([2])) == "layerwise"  # asked for: kept
     assert lstm_seq.LSTM(3, 4, num_layers=2, bidirectional=True).plan(torch.zeros(2, 1, 3)) == "fused"
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from torch.utils.data import DataLoader
 
 from lstm_seq.audio.data.augment import AugmentConfig, Augmenter
@@ -20,6 +21,7 @@ from lstm_seq.audio.data.bucketing import DurationBatchSampler
 from lstm_seq.audio.data.datasets import SpeechDataset, collate
 from lstm_seq.audio.data.manifest import read_manifest
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.cpus import loader_workers
 from lstm_seq.settings import at_least, check, positive
 from lstm_seq.training.resume import ResumableDataLoader
 
@@ -34,7 +36,7 @@ class LoaderConfig:
         20.0
     )  # longest training/validation utterance (s); longer ones skipped
     max_frames: int = positive(6000)  # padded 10-ms feature frames per batch (the memory budget)
-    num_workers: int = at_least(0, 0)  # DataLoader worker processes
+    num_workers: int = at_least(-1, -1)  # DataLoader worker processes; -1 = auto (lstm_seq.cpus.loader_workers)
 
     def __post_init__(self) -> None:
         check(self, "data.")
@@ -50,7 +52,8 @@ class ASRDataModule(pl.LightningDataModule):
         max_duration: longest training/validation utterance (s); longer ones are skipped with a count.
         max_frames: padded 10-ms frames per batch (the memory budget).
         frames_per_second: feature frames per second.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes; -1 = auto: 0 without CUDA, a few with it
+            (:func:`lstm_seq.cpus.loader_workers`).
         seed: shuffling seed.
         sorta_grad: first training epoch from short to long batches.
         augment: waveform augmentation of the training split only (None or ``enabled=False``: none); its
@@ -78,7 +81,7 @@ class ASRDataModule(pl.LightningDataModule):
         self.max_duration = max_duration
         self.max_frames = max_frames
         self.fps = frames_per_second
-        self.num_workers = num_workers
+        self.num_workers = loader_workers(num_workers)
         self.seed = seed
         self.sorta_grad = sorta_grad
         self.augment = augment if augment is not None and augment.enabled else None
@@ -117,6 +120,7 @@ class ASRDataModule(pl.LightningDataModule):
             "collate_fn": collate,
             "num_workers": self.num_workers,
             "persistent_workers": self.num_workers > 0,
+            "pin_memory": torch.cuda.is_available(),  # page-locked batches: asynchronous copies to the GPU
         }
         if train:
             return ResumableDataLoader(ds, batch_sampler=sampler, **kwargs)

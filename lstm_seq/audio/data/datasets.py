@@ -52,14 +52,15 @@ class Batch:
         return len(self.texts)
 
     def to(self, device: torch.device | str) -> Batch:
+        """The tensors on ``device``; copies from pinned memory do not wait for the GPU (non_blocking)."""
         return Batch(
-            self.wave.to(device),
-            self.wave_lengths.to(device),
-            self.targets.to(device),
-            self.target_lengths.to(device),
+            self.wave.to(device, non_blocking=True),
+            self.wave_lengths.to(device, non_blocking=True),
+            self.targets.to(device, non_blocking=True),
+            self.target_lengths.to(device, non_blocking=True),
             self.texts,
             self.paths,
-            self.warp.to(device) if self.warp is not None else None,
+            self.warp.to(device, non_blocking=True) if self.warp is not None else None,
         )
 
 

@@ -33,6 +33,7 @@ from lstm_seq.audio.data.espeak import ESpeak, voice_data_dir
 from lstm_seq.audio.data.grammar import sample_sentence
 from lstm_seq.audio.data.io import resample
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
+from lstm_seq.cpus import usable_cpus
 from lstm_seq.settings import check, one_of, positive, prob
 
 ACCENTS = (
@@ -259,7 +260,7 @@ def build_corpus(
     Args:
         data_dir: cache root (e.g. ``paths.data_dir``).
         cfg: corpus settings.
-        workers: synthesis processes (default: CPU count, at most 4).
+        workers: synthesis processes (default: every usable core, :func:`lstm_seq.cpus.usable_cpus`).
     """
     cfg = cfg or SynthConfig()
     out = corpus_dir(data_dir, cfg)
@@ -281,7 +282,7 @@ def build_corpus(
         espeak = str(voice_data_dir(tmp / "espeak" / f"{k // _SHARD:04d}", files)) if files else None
         jobs += [(cfg, s, i, t, spk, str(tmp / "wavs" / s / f"{i:05d}.wav"), espeak) for s, i, t, spk in part]
     shards = [jobs[k : k + _SHARD] for k in range(0, len(jobs), _SHARD)]
-    workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(shards)))
+    workers = max(1, min(workers or usable_cpus(), len(shards)))
     with _context().Pool(workers, maxtasksperchild=1) as pool:
         durations = [d for shard in pool.map(_render_shard, shards, chunksize=1) for d in shard]
     for split in SPLITS:

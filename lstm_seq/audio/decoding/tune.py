@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing as mp
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from lstm_seq.audio.decoding.decode import BeamSearchDecoder
 from lstm_seq.audio.decoding.evaluate import Emissions
 from lstm_seq.audio.vocab import CharVocab
+from lstm_seq.cpus import usable_cpus
 from lstm_seq.metrics.wer import char_errors, word_errors
 
 log = logging.getLogger(__name__)
@@ -51,14 +54,55 @@ def best_pair(table: Sequence[dict[str, float]]) -> dict[str, float]:
     )  # fmt: skip
 
 
+# what the forked tuning workers read: (decoder, emissions, grid), set only while a pool runs
+_JOB: tuple[BeamSearchDecoder, Emissions, list[tuple[float, float]]] | None = None
+
+
+def _score_pair(i: int) -> dict[str, float]:
+    """Decode the validation emissions with pair ``i`` of the grid and score them (one tuning worker's job)."""
+    assert _JOB is not None
+    decoder, emissions, grid = _JOB
+    lw, ws = grid[i]
+    hyps = emissions.decode(decoder.with_weights(lw, ws))
+    refs = emissions.refs
+    return {
+        "lm_weight": lw,
+        "word_score": ws,
+        "wer": word_errors(refs, hyps).rate,
+        "cer": char_errors(refs, hyps).rate,
+    }
+
+
+def _score_grid(
+    decoder: BeamSearchDecoder, emissions: Emissions, grid: list[tuple[float, float]], workers: int
+) -> list[dict[str, float]]:
+    """One row per pair, in grid order; decoded by up to ``workers`` forked processes (they inherit the
+    decoder and emissions, so nothing is pickled but the rows). Each worker decodes on the CPU with one
+    thread (:meth:`CTCBeamSearch.search`), so processes are what uses the cores."""
+    global _JOB
+    workers = min(workers, len(grid))
+    _JOB = (decoder, emissions, grid)
+    try:
+        if workers <= 1 or "fork" not in mp.get_all_start_methods():
+            return [_score_pair(i) for i in range(len(grid))]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(_score_pair, range(len(grid))))
+    finally:
+        _JOB = None
+
+
 def tune_beam(
     decoder: BeamSearchDecoder,
     emissions: Emissions,
     vocab: CharVocab,
     lm_weights: Sequence[float],
     word_scores: Sequence[float],
+    workers: int | None = None,
 ) -> TuneResult:
     """Decode ``emissions`` with every pair of ``lm_weights`` × ``word_scores`` and pick the best.
+
+    The pairs are decoded by ``workers`` processes at once (default: every usable core; 1 = in this
+    process): each pair decodes exactly as alone, so the table does not depend on the number of workers.
 
     Raises:
         ValueError: an empty grid or no validation utterances.
@@ -68,16 +112,9 @@ def tune_beam(
     if not emissions.refs:
         raise ValueError("tuning needs validation utterances; the validation loader gave none")
     refs = emissions.refs
-    table = []
-    for lw, ws in itertools.product(lm_weights, word_scores):
-        hyps = emissions.decode(decoder.with_weights(lw, ws))
-        row = {
-            "lm_weight": float(lw),
-            "word_score": float(ws),
-            "wer": word_errors(refs, hyps).rate,
-            "cer": char_errors(refs, hyps).rate,
-        }
-        table.append(row)
+    grid = [(float(lw), float(ws)) for lw, ws in itertools.product(lm_weights, word_scores)]
+    table = _score_grid(decoder, emissions, grid, usable_cpus() if workers is None else workers)
+    for row in table:
         log.debug("beam tuning: %s", row)
     best = best_pair(table)
     greedy_wer = word_errors(refs, emissions.greedy(vocab)).rate

@@ -32,7 +32,7 @@ class LoaderConfig:
 
     image_size: int = positive(64)  # side S of the (squashed) input image
     batch_size: int = positive(16)  # images per batch
-    num_workers: int = at_least(0, 0)  # DataLoader worker processes
+    num_workers: int = at_least(-1, -1)  # DataLoader worker processes; -1 = auto (lstm_seq.cpus.loader_workers)
     train_captions: int = positive(3)  # captions per image per training step (the encoder runs once for all)
     feature_cache: bool = False  # with a frozen encoder: grid features computed once, stored in cache_dir
     cache_dir: str | None = None  # where the feature cache lives
