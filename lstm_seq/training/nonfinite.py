@@ -39,7 +39,7 @@ class NonFiniteGuard(pl.Callback):
         self.skipped = 0  # bad batches in the whole run (restored on resume)
         self.consecutive = 0
         self.stop_message: str | None = None
-        self._bad_loss = False
+        self._loss: Tensor | None = None  # this batch's loss, checked with the gradients (one host sync)
         self._stepped_bad: bool | None = None
 
     @property
@@ -55,19 +55,27 @@ class NonFiniteGuard(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self._bad_loss, self._stepped_bad = False, None
+        self._loss, self._stepped_bad = None, None
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Tensor) -> None:
-        if not bool(torch.isfinite(loss.detach()).all()):
-            self._bad_loss = True
+        self._loss = loss.detach()  # read with the gradients before the optimizer step, not here
+
+    def _loss_is_bad(self) -> bool:
+        return self._loss is not None and not bool(torch.isfinite(self._loss).all())
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        # one device→host sync per step, not one per parameter tensor
-        finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
-        bad = self._bad_loss or not finite
+        # one device→host sync per step for the loss and every gradient, not one per tensor
+        checks = [torch.isfinite(g).all() for g in grads]
+        if self._loss is not None:
+            checks.append(
+                torch.isfinite(self._loss).all().to(checks[0].device)
+                if checks
+                else torch.isfinite(self._loss).all()
+            )
+        bad = not bool(torch.stack(checks).all()) if checks else False
         bad = bool(trainer.strategy.reduce_boolean_decision(bad, all=False))
         if bad:
             for group in optimizer.param_groups:
@@ -78,7 +86,7 @@ class NonFiniteGuard(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        bad = self._stepped_bad if self._stepped_bad is not None else self._bad_loss
+        bad = self._stepped_bad if self._stepped_bad is not None else self._loss_is_bad()
         if bad:
             self.skipped += 1
             self.consecutive += 1

@@ -209,7 +209,7 @@ class CaptionModule(pl.LightningModule):
         ce, reg = self.caption_loss(batch, p)
         bs = len(batch["ids"])
         self.log("train/loss", ce, prog_bar=True, batch_size=bs)
-        if reg.item() != 0:
+        if self.decoder.has_attention and self.hparams.att_reg > 0:  # decided without reading the GPU
             self.log("train/att_reg", reg, batch_size=bs)
         if p > 0:
             self.log("train/sampling_prob", p, batch_size=bs)

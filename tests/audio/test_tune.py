@@ -52,6 +52,25 @@ def test_tuning_picks_the_weight_that_fits_both_utterances(tmp_path: Path) -> No
         tune_beam(decoder, Emissions(), v, lm_weights=[1.0], word_scores=[0.0])
 
 
+def test_the_grid_decoded_by_worker_processes_gives_the_table_of_one_process(tmp_path: Path) -> None:
+    """Tuning decodes the pairs in forked worker processes: the same rows, in grid order, as one process."""
+    v = CharVocab()
+    unsure, clear = _utterance(v, {"a": 0.5, "e": 0.4}), _utterance(v, {"a": 0.95, "e": 0.01})
+    n = torch.tensor([unsure.shape[1]])
+    emissions = Emissions([(unsure, n), (clear, n)], ["the red door", "the rad door"])
+    decoder = DecodingSetup.from_texts(LM_TEXTS).decoder(v, BeamConfig(beam_size=20), tmp_path)
+    grid = {"lm_weights": [0.0, 0.5, 1.0, 3.0], "word_scores": [-1.0, 0.0, 2.0]}
+    one = tune_beam(decoder, emissions, v, **grid, workers=1)
+    pool = tune_beam(decoder, emissions, v, **grid, workers=3)
+    assert pool.table == one.table and len(one.table) == 12
+    assert [(r["lm_weight"], r["word_score"]) for r in pool.table][:3] == [
+        (0.0, -1.0),
+        (0.0, 0.0),
+        (0.0, 2.0),
+    ]
+    assert (pool.lm_weight, pool.word_score, pool.wer) == (one.lm_weight, one.word_score, one.wer)
+
+
 def test_ties_go_to_lower_cer_then_to_the_pair_nearest_the_untuned_weights(tmp_path: Path) -> None:
     """Every pair decodes the clear utterance right (equal WER and CER): the pair nearest 1.0 / 0.0 wins,
     whatever the grid order; a pair with equal WER but lower CER beats it."""
