@@ -6,7 +6,8 @@
 #     && export PYTHONPATH=/tmp/site:$PWD; bash benchmarks/gpu_check.sh
 # Order: the two pipelines start in the background (their corpus builds are CPU work) while the gpu tests run;
 # then, with the GPU to themselves, lstm_speed on every shape with and without lengths, then the LayerNorm shapes,
-# each step with its own time limit inside the 480-s budget. Logs and JSON results go to $OUT/r, packed into
+# each step with its own time limit inside the 480-s budget. `bash benchmarks/gpu_check.sh sequential`: a shorter
+# second look (the small LSTM shapes, then each pipeline alone on the machine). Logs and JSON results go to $OUT/r, packed into
 # $OUT/gpu.tar.gz; $OUT/summary.log holds the lines to read first (what the reply shows).
 set -u
 out=${OUT:-/tmp/out}
@@ -20,7 +21,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, lightning; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version(), 'lightning', lightning.__version__, 'cpus', __import__('os').cpu_count())" 2>&1 | tee -a "$out/r/env.txt"
 data=/tmp/lstm_seq_data
 
-# 1) both default pipelines in the background, each timed alone from an empty data folder
 pipeline() {  # pipeline NAME MODULE: one default run with trainer.accelerator=gpu, its wall time and metrics
   local name=$1 module=$2 s
   s=$(date +%s)
@@ -30,6 +30,35 @@ pipeline() {  # pipeline NAME MODULE: one default run with trainer.accelerator=g
   cp "/tmp/${name}_run/metrics.json" "$out/r/${name}_gpu_metrics.json" 2>/dev/null
   cp "/tmp/${name}_run/beam_tuning.json" "$out/r/${name}_beam_tuning.json" 2>/dev/null
 }
+summarise() {  # summarise NAME: the pipeline's wall time, phases and training speed into the summary
+  el "$1: $(tail -n 1 "$out/r/${1}_gpu.log")"
+  grep -hE "ready in|beam tuned|done in" "$out/r/${1}_gpu.log" | tail -n 4 >>"$out/summary.log"
+  grep -hoE "[0-9.]+it/s" "$out/r/${1}_gpu.log" | tail -n 3 | tr '\n' ' ' >>"$out/summary.log"; echo >>"$out/summary.log"
+}
+speed() {  # speed TAG LIMIT ARGS...: one lstm_speed run within LIMIT seconds (skipped when the budget is spent)
+  local tag=$1 limit=$2; shift 2
+  local l; l=$(left)
+  [ "$l" -lt 20 ] && { el "skip $tag (budget spent)"; return; }
+  [ "$limit" -gt "$l" ] && limit=$l
+  el "lstm_speed $tag (limit ${limit}s)"
+  timeout "$limit" python3 benchmarks/lstm_speed.py --tag "$tag" --out "$out/r/results" "$@" >"$out/r/lstm_$tag.log" 2>&1
+  echo "rc=$?" >>"$out/r/lstm_$tag.log"
+  grep -vE "UserWarning|^  " "$out/r/lstm_$tag.log" | tail -n 40 >>"$out/summary.log"
+}
+
+if [ "${1:-all}" = sequential ]; then
+  # a short second look: the small shapes, then each pipeline alone on the machine
+  speed small 60 --shapes asr-default cap-dec --also fused --lengths --repeats 20
+  pipeline asr pipelines.asr
+  summarise asr
+  pipeline caption pipelines.caption
+  summarise caption
+  tar -czf "$out/gpu.tar.gz" -C "$out" r
+  cat "$out/summary.log"
+  exit 0
+fi
+
+# 1) both default pipelines in the background, each timed from an empty data folder
 pipeline asr pipelines.asr &
 pa=$!
 pipeline caption pipelines.caption &
@@ -43,23 +72,10 @@ grep -E "passed|failed|error" "$out/r/gpu_tests.log" | tail -3 | tee -a "$out/su
 el "waiting for the pipelines"
 wait $pa
 wait $pc
-for name in asr caption; do
-  el "$name: $(tail -n 1 "$out/r/${name}_gpu.log")"
-  grep -hE "ready in|beam tuned|done in" "$out/r/${name}_gpu.log" | tail -n 4 >>"$out/summary.log"
-  grep -hoE "[0-9.]+it/s" "$out/r/${name}_gpu.log" | tail -n 3 | tr '\n' ' ' >>"$out/summary.log"; echo >>"$out/summary.log"
-done
+summarise asr
+summarise caption
 
 # 3) the LSTM timings, alone on the GPU
-speed() {  # speed TAG LIMIT ARGS...: one lstm_speed run within LIMIT seconds (skipped when the budget is spent)
-  local tag=$1 limit=$2; shift 2
-  local l; l=$(left)
-  [ "$l" -lt 20 ] && { el "skip $tag (budget spent)"; return; }
-  [ "$limit" -gt "$l" ] && limit=$l
-  el "lstm_speed $tag (limit ${limit}s)"
-  timeout "$limit" python3 benchmarks/lstm_speed.py --tag "$tag" --out "$out/r/results" "$@" >"$out/r/lstm_$tag.log" 2>&1
-  echo "rc=$?" >>"$out/r/lstm_$tag.log"
-  grep -vE "UserWarning|^  " "$out/r/lstm_$tag.log" | tail -n 40 >>"$out/summary.log"
-}
 speed small 100 --shapes asr-default cap-dec 1layer --also fused layerwise --lengths --repeats 20
 speed big 150 --shapes asr-enc asr-enc-B128 --also fused layerwise --lengths --repeats 7
 speed ln 70 --shapes ln-1layer ln-asr-enc --lengths --repeats 5

@@ -78,6 +78,7 @@ The facts behind each rule are in docs/performance.md; the timings in benchmarks
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -276,7 +277,19 @@ class LSTM(nn.Module):
 
     @property
     def _flat_weights(self) -> list[Tensor]:
-        return [getattr(self, name) for name in self._flat_weights_names]
+        """The plain LSTM parameters in nn.LSTM's order; cached (a forward reads them several times), the
+        cache dropped when one is re-assigned or the module moved."""
+        cached = self.__dict__.get("_flat_cache")
+        if cached is None:
+            cached = [getattr(self, name) for name in self._flat_weights_names]
+            self.__dict__["_flat_cache"] = cached
+        return cached
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in self.__dict__.get("_flat_weights_names", ()):
+            self.__dict__.pop("_flat_cache", None)
+            self.__dict__["_cudnn_flat"] = False
+        super().__setattr__(name, value)
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -317,11 +330,13 @@ class LSTM(nn.Module):
         into a new buffer on every call (:mod:`lstm_seq.cudnn_weights`). Done after every ``.to()``,
         ``.cuda()``, ``.half()``; a no-op off CUDA, for a LayerNorm LSTM (cuDNN never runs one) and
         wherever cuDNN would not take the weights."""
-        if not self.layer_norm:
-            cudnn_weights.flatten_(self._flat_weights, self._flat_config())
+        self.__dict__.pop("_flat_cache", None)
+        flat = not self.layer_norm and cudnn_weights.flatten_(self._flat_weights, self._flat_config())
+        self.__dict__["_cudnn_flat"] = flat
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         # .to()/.cuda()/.half() give each parameter a storage of its own: flatten again (as nn.RNNBase)
+        self.__dict__.pop("_flat_cache", None)
         result = super()._apply(fn, recurse)
         self.flatten_parameters()
         return result
@@ -394,8 +409,12 @@ class LSTM(nn.Module):
         """
         x = input.data if isinstance(input, PackedSequence) else input
         half = x.dtype in (torch.float16, torch.bfloat16) or (x.is_cuda and torch.is_autocast_enabled("cuda"))
-        records = torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        # whether autograd records matters only for a LayerNorm LSTM off the GPU: not looked up otherwise
+        records = (
+            self.layer_norm
+            and not x.is_cuda
+            and torch.is_grad_enabled()
+            and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         )
         return choose_backend(
             self.backend,
@@ -547,8 +566,10 @@ class LSTM(nn.Module):
         (nn.LSTM's too). x (T, B, I); lengths (B,) CPU int64 or None.
         """
         dtype = self._cudnn_dtype(x)
-        with torch.autocast("cuda", enabled=False):
-            x, h0, c0 = x.to(dtype), h0.to(dtype), c0.to(dtype)
+        autocast = torch.is_autocast_enabled("cuda")
+        with torch.autocast("cuda", enabled=False) if autocast else contextlib.nullcontext():
+            if dtype != x.dtype:
+                x, h0, c0 = x.to(dtype), h0.to(dtype), c0.to(dtype)
             cfg = self._fused_config()
             if plan == "layerwise":
                 return layerwise.run_layers(
@@ -573,7 +594,7 @@ class LSTM(nn.Module):
         """The whole stack's weights in ``dtype`` as views of one buffer in cuDNN's layout: the parameters
         themselves when they already are (:meth:`flatten_parameters`), else a cast copy through autograd."""
         weights = self._flat_weights
-        if dtype == weights[0].dtype and cudnn_weights.is_flat(weights):
+        if dtype == weights[0].dtype and self.__dict__.get("_cudnn_flat", False):
             return weights
         return cudnn_weights.cast_flat(weights, dtype, self._flat_config())
 
