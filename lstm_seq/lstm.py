@@ -66,12 +66,17 @@ in float64 to 1e-9 relative):
     or one that it does not), which is the faster one in the measurement it cites; ``reference``
     with ``proj_size`` (``ln_kernel`` has no projection).
   - CUDA, half precision (fp16/bf16 input or CUDA autocast), more than one layer or bidirectional,
-    no ``proj_size`` → ``layerwise``: cuDNN's fast persistent algorithm runs only one-layer
-    unidirectional half-precision calls (docs/performance.md, section 2).
+    hidden size above :data:`SMALL_H_MAX`, no ``lengths``, no ``proj_size`` → ``layerwise``: cuDNN's fast
+    persistent algorithm runs one-layer unidirectional half-precision calls, and whole stacks only up to H 128;
+    packed input never runs it (docs/performance.md, section 2).
   - everything else → ``fused``: on the CPU it is nn.LSTM's own kernel and faster than the
     reference loop; on a GPU in fp32 one cuDNN call beats the split.
 
 The facts behind each rule are in docs/performance.md; the timings in benchmarks/RESULTS.md.
+
+On CUDA the plain weights are kept in one buffer in cuDNN's layout (:meth:`LSTM.flatten_parameters`, as
+nn.LSTM), and under autocast cast to fp16 once per forward into that layout (:mod:`lstm_seq.cudnn_weights`), so
+cuDNN never copies them inside a call.
 
 :meth:`LSTM.plan` says which backend a given input would run on.
 """
