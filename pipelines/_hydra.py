@@ -32,6 +32,7 @@ from lstm_seq.training import (
     stop_message,
     training_report,
 )
+from lstm_seq.training.run_folder import RunFolder, claim
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,14 @@ def run_dir() -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path.cwd()
+
+
+def claim_run_folder(cfg: DictConfig, out: Path) -> RunFolder:
+    """Make ``out`` this run's folder (:func:`lstm_seq.training.run_folder.claim`): refused while another
+    live run writes there, and when it holds another run's files, unless this training run resumes from a
+    checkpoint inside it."""
+    resume = cfg.get("ckpt") if cfg.get("mode", "train") == "train" else None
+    return claim(out, resolve_path(resume) if resume else None)
 
 
 def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:

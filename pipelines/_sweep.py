@@ -39,7 +39,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import OutputError, write_json_atomic
-from pipelines._hydra import ConfigError, run_dir
+from lstm_seq.training.run_folder import RunFolderError
+from pipelines._hydra import ConfigError, claim_run_folder, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -102,36 +103,53 @@ def pipeline_job(
     def task(cfg: DictConfig) -> float:
         out, t0 = run_dir(), time.time()
         try:
-            metrics = dict(run(cfg) or {})
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}".strip()
-            _record(out, status="failed", error=error, seconds=round(time.time() - t0, 3))
-            if not _in_multirun():
-                if isinstance(exc, ConfigError):
-                    raise SystemExit(f"config error: {exc}") from None
-                if isinstance(exc, OutputError):
-                    raise SystemExit(f"output error: {exc}") from None
-                if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:  # a write in the library
-                    raise SystemExit(f"output error: {exc}") from None
-                raise
-            if not _basic_sweeper():
-                raise  # e.g. Optuna: the sweeper records a failed trial (its max_failure_rate decides)
-            log.error("job failed (the sweep goes on): %s\n%s", error, traceback.format_exc())
+            folder = claim_run_folder(cfg, out)
+        except RunFolderError as exc:  # not recorded: the folder's job_status.json is the other run's
+            if not _in_multirun() or not _basic_sweeper():
+                raise SystemExit(f"run folder error: {exc}") from None
+            log.error("job refused (the sweep goes on): %s", exc)
             return math.nan
-        value = objective_value(cfg, metrics)
-        _record(
-            out,
-            status="completed",
-            objective=value,
-            metrics={k: _number(v) if _number(v) is not None else v for k, v in metrics.items()},
-            seconds=round(time.time() - t0, 3),
-        )
-        if value is None and _in_multirun() and not _basic_sweeper():
-            metric = OmegaConf.select(cfg, "objective.metric")
-            raise ValueError(f"objective.metric={metric} is not a finite number in this job's metrics")
-        return math.nan if value is None else value  # NaN = no objective (a grid sweep only lists it)
+        try:
+            return _run_job(run, cfg, out, t0)
+        finally:
+            folder.release()
 
     return task
+
+
+def _run_job(
+    run: Callable[[DictConfig], Mapping[str, Any] | None], cfg: DictConfig, out: Path, t0: float
+) -> float:
+    """The job in a folder it owns: run, record the outcome, return the objective (see :func:`pipeline_job`)."""
+    try:
+        metrics = dict(run(cfg) or {})
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".strip()
+        _record(out, status="failed", error=error, seconds=round(time.time() - t0, 3))
+        if not _in_multirun():
+            if isinstance(exc, ConfigError):
+                raise SystemExit(f"config error: {exc}") from None
+            if isinstance(exc, OutputError):
+                raise SystemExit(f"output error: {exc}") from None
+            if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:  # a write in the library
+                raise SystemExit(f"output error: {exc}") from None
+            raise
+        if not _basic_sweeper():
+            raise  # e.g. Optuna: the sweeper records a failed trial (its max_failure_rate decides)
+        log.error("job failed (the sweep goes on): %s\n%s", error, traceback.format_exc())
+        return math.nan
+    value = objective_value(cfg, metrics)
+    _record(
+        out,
+        status="completed",
+        objective=value,
+        metrics={k: _number(v) if _number(v) is not None else v for k, v in metrics.items()},
+        seconds=round(time.time() - t0, 3),
+    )
+    if value is None and _in_multirun() and not _basic_sweeper():
+        metric = OmegaConf.select(cfg, "objective.metric")
+        raise ValueError(f"objective.metric={metric} is not a finite number in this job's metrics")
+    return math.nan if value is None else value  # NaN = no objective (a grid sweep only lists it)
 
 
 # ---------------------------------------------------------------------------------------------------- summary
