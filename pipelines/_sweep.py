@@ -102,8 +102,8 @@ def pipeline_job(
     @functools.wraps(run)
     def task(cfg: DictConfig) -> float:
         out, t0 = run_dir(), time.time()
-        try:
-            folder = claim_run_folder(cfg, out)
+        try:  # outside a Hydra app (a test calling main) there is no run folder of its own to claim
+            folder = claim_run_folder(cfg, out) if HydraConfig.initialized() else None
         except RunFolderError as exc:  # not recorded: the folder's job_status.json is the other run's
             if not _in_multirun() or not _basic_sweeper():
                 raise SystemExit(f"run folder error: {exc}") from None
@@ -112,7 +112,8 @@ def pipeline_job(
         try:
             return _run_job(run, cfg, out, t0)
         finally:
-            folder.release()
+            if folder is not None:
+                folder.release()
 
     return task
 

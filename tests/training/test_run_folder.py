@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from lstm_seq.training import run_folder
 from lstm_seq.training.run_folder import LOCK_FILE, SUPERSEDED, RunFolderError, claim
-from pipelines._sweep import pipeline_job
+from pipelines._hydra import claim_run_folder
 from tests.training._pipeline import ROOT, env
 
 _HOLDER = (  # the module alone (no Lightning import): the process is up in a blink
@@ -128,20 +128,15 @@ def test_the_pipeline_refuses_a_live_runs_folder(holder: tuple[Path, subprocess.
     assert not (folder / "job_status.json").exists()  # nothing of the refused run in there
 
 
-def test_a_job_in_a_finished_runs_folder_is_refused_before_it_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What ``python -m pipelines.asr hydra.run.dir=<finished run> decode=greedy`` goes through (the job
-    wrapper, outside Hydra the folder is the working directory): refused, the job never runs, nothing written."""
+def test_a_pipeline_run_into_a_finished_runs_folder(tmp_path: Path) -> None:
+    """How ``python -m pipelines.asr hydra.run.dir=<finished run> …`` claims its folder: a new training run
+    (``decode=greedy`` over a beam run) or a ``mode=test`` is refused; a resume from a checkpoint in it is not."""
     folder = tmp_path / "run"
     _finished_run(folder)
-    monkeypatch.chdir(folder)
-    ran: list[bool] = []
-    task = pipeline_job(lambda cfg: ran.append(True) or {})
-    with pytest.raises(SystemExit, match=f"run folder error: the run folder {folder} already holds"):
-        task(OmegaConf.create({"mode": "train", "ckpt": None}))
-    assert not ran
+    last = str(folder / "checkpoints" / "last.ckpt")
+    for cfg in ({"mode": "train", "ckpt": None}, {"mode": "test", "ckpt": last}):
+        with pytest.raises(RunFolderError, match=f"the run folder {folder} already holds"):
+            claim_run_folder(OmegaConf.create(cfg), folder)
     assert json.loads((folder / "metrics.json").read_text()) == {"test/wer_beam": 0.5}
-    assert not (folder / "job_status.json").exists() and not (folder / LOCK_FILE).exists()
-    task(OmegaConf.create({"mode": "train", "ckpt": "checkpoints/last.ckpt"}))  # a resume in place runs
-    assert ran == [True]
+    claim_run_folder(OmegaConf.create({"mode": "train", "ckpt": last}), folder).release()
+    assert not (folder / "metrics.json").exists()  # superseded: the resumed run writes its own
