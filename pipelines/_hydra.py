@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import write_metrics
@@ -37,6 +39,18 @@ from lstm_seq.training.run_folder import RunFolder, claim
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped by SIGTERM (a cluster scheduler's or ``docker stop``'s signal); the message names the
+    checkpoint to resume from and the command that does it (:attr:`command`). The process exits with
+    :attr:`exit_code` (128 + the signal's number, as a shell reports a process the signal ended)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+    def __init__(self, message: str, command: str) -> None:
+        super().__init__(message)
+        self.command = command
 
 
 def plain(node: Any) -> Any:
@@ -190,12 +204,12 @@ def fit(
     if patience:
         callbacks.append(pl.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
     trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience") or {})
-    trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
-    report = {
-        "train/seconds": time.time() - t0,
-        "train/epochs": trainer.current_epoch,
-        **training_report(trainer),
-    }
+    try:
+        trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
+    except SIGTERMException:  # a SystemExit(0) of Lightning's: an interrupted run must not look finished
+        write_metrics(out, _report(trainer, t0))
+        raise _interrupted(trainer, out / "checkpoints" / "last.ckpt") from None
+    report = _report(trainer, t0)
     halted = stop_message(trainer)
     if trainer.world_size > 1:
         if not end_data_parallel(trainer):
@@ -206,6 +220,27 @@ def fit(
         raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
     last = out / "checkpoints" / "last.ckpt"
     return Fitted(trainer, ckpt_cb.best_model_path or (str(last) if last.is_file() else ""), report)
+
+
+def _report(trainer: Any, t0: float) -> dict[str, Any]:
+    return {
+        "train/seconds": time.time() - t0,
+        "train/epochs": trainer.current_epoch,
+        **training_report(trainer),
+    }
+
+
+def _interrupted(trainer: Any, last: Path) -> TrainingInterrupted:
+    """What a run stopped by SIGTERM says: where it stopped, the checkpoint and the command to resume from it."""
+    pipeline = HydraConfig.get().job.name if HydraConfig.initialized() else "PIPELINE"
+    where = f"stopped by SIGTERM in epoch {trainer.current_epoch} after {trainer.global_step} optimizer steps"
+    if not last.is_file():
+        command = paste_command(pipeline, {})
+        return TrainingInterrupted(
+            f"{where}; no checkpoint was written yet. Start again with:\n  {command}", command
+        )
+    command = paste_command(pipeline, {"ckpt": str(last)})
+    return TrainingInterrupted(f"{where}; last checkpoint {last}. Resume with:\n  {command}", command)
 
 
 # ------------------------------------------------------------------------------------ commands to paste

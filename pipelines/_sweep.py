@@ -26,6 +26,7 @@ import functools
 import json
 import logging
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -40,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import OutputError, write_json_atomic
 from lstm_seq.training.run_folder import RunFolderError
-from pipelines._hydra import ConfigError, claim_run_folder, run_dir
+from pipelines._hydra import ConfigError, TrainingInterrupted, claim_run_folder, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,12 @@ def _run_job(
     """The job in a folder it owns: run, record the outcome, return the objective (see :func:`pipeline_job`)."""
     try:
         metrics = dict(run(cfg) or {})
+    except TrainingInterrupted as exc:  # SIGTERM: the whole process ends (a sweep too), saying how to resume
+        _record(
+            out, status="interrupted", error=str(exc), resume=exc.command, seconds=round(time.time() - t0, 3)
+        )
+        print(f"interrupted: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
         _record(out, status="failed", error=error, seconds=round(time.time() - t0, 3))
