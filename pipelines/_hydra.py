@@ -6,6 +6,7 @@ Only ``pipelines/`` imports Hydra or OmegaConf; the library (``lstm_seq``) never
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -34,7 +35,11 @@ from lstm_seq.training import (
     stop_message,
     training_report,
 )
+from lstm_seq.training.checkpoint_io import load_checkpoint_file
 from lstm_seq.training.run_folder import RunFolder, claim
+from lstm_seq.training.run_settings import ResumeSettingsError, RunSettings, check_resume
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -203,6 +208,10 @@ def fit(
     patience = OmegaConf.select(cfg, "callbacks.early_stopping_patience", default=None)
     if patience:
         callbacks.append(pl.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
+    settings = plain(cfg)
+    if cfg.ckpt:
+        check_resume_settings(resolve_path(cfg.ckpt), settings, module)
+    callbacks.append(RunSettings(settings))  # every checkpoint records what this run trains with
     trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience") or {})
     try:
         trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
@@ -220,6 +229,31 @@ def fit(
         raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
     last = out / "checkpoints" / "last.ckpt"
     return Fitted(trainer, ckpt_cb.best_model_path or (str(last) if last.is_file() else ""), report)
+
+
+# what a resumed training run may set differently from its checkpoint's run (a key and everything under it);
+# the rest defines the model and what it trains on, and is refused (lstm_seq.training.run_settings). The peak
+# learning rate and the schedule's shape apply from the resumed step on (lstm_seq.training.schedule).
+RESUMABLE = (
+    "optim.lr", "optim.pct_start", "model.lr", "model.warmup_steps",
+    "mode", "ckpt", "paths", "logger", "resilience", "callbacks", "decode", "objective", "plot_utterances",
+    "transcribe", "generate", "threads", "data.num_workers", "data.synth_workers", "data.cache_dir",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator", "trainer.devices",
+    "trainer.num_nodes", "trainer.strategy", "trainer.precision", "trainer.deterministic",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+)  # fmt: skip
+
+
+def check_resume_settings(ckpt: Path, settings: Mapping[str, Any], module: Any) -> None:
+    """Before resuming from ``ckpt``: refuse the settings that cannot change on a resume (a
+    :class:`ConfigError` naming each key with both values); log the ones that change."""
+    checkpoint = load_checkpoint_file(ckpt, "cpu", require_state_dict=False)
+    try:
+        applied = check_resume(checkpoint, settings, dict(module.hparams), RESUMABLE, str(ckpt))
+    except ResumeSettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, (old, new) in applied.items():
+        log.info("resuming with %s=%r (the checkpoint's run had %r)", key, new, old)
 
 
 def _report(trainer: Any, t0: float) -> dict[str, Any]:
