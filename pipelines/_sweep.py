@@ -6,6 +6,11 @@ a multirun.
 metrics the pipeline returned; NaN when the job failed or has no such metric) so that sweepers such as Optuna
 can optimise it.
 
+* First the job claims its run folder (:func:`pipelines._hydra.claim_run_folder`): a folder that a live run
+  writes into, or that holds another run's files, is refused (``run folder error: …``, exit 1) and nothing,
+  not even job_status.json, is written there.
+* Training stopped by SIGTERM (:class:`~pipelines._hydra.TrainingInterrupted`) is recorded as ``interrupted``
+  with the command that resumes it, and ends the process (a sweep too) with status 143.
 * A single run (``python -m pipelines.asr …``) that fails exits non-zero: a config problem or an output that
   cannot be written as one line (``config error: …``, ``output error: …``), anything else with its traceback.
 * In a grid sweep (``-m``, Hydra's basic sweeper) a failing job is logged with its traceback, recorded as failed
