@@ -233,14 +233,15 @@ def fit(
 
 # what a resumed training run may set differently from its checkpoint's run (a key and everything under it);
 # the rest defines the model and what it trains on, and is refused (lstm_seq.training.run_settings). The peak
-# learning rate and the schedule's shape apply from the resumed step on (lstm_seq.training.schedule).
+# learning rate and the schedule's shape apply from the resumed step on (lstm_seq.training.schedule). The most
+# wanted come first: an error message lists the first few.
 RESUMABLE = (
-    "optim.lr", "optim.pct_start", "model.lr", "model.warmup_steps",
-    "mode", "ckpt", "paths", "logger", "resilience", "callbacks", "decode", "objective", "plot_utterances",
-    "transcribe", "generate", "threads", "data.num_workers", "data.synth_workers", "data.cache_dir",
-    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator", "trainer.devices",
-    "trainer.num_nodes", "trainer.strategy", "trainer.precision", "trainer.deterministic",
-    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+    "trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.pct_start", "model.lr", "model.warmup_steps",
+    "trainer.accelerator", "trainer.devices", "decode", "logger", "paths", "resilience", "callbacks",
+    "trainer.max_time", "trainer.num_nodes", "trainer.strategy", "trainer.precision", "trainer.deterministic",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "objective",
+    "plot_utterances", "transcribe", "generate", "threads", "data.num_workers", "data.synth_workers",
+    "data.cache_dir", "mode", "ckpt",
 )  # fmt: skip
 
 
@@ -253,7 +254,8 @@ def check_resume_settings(ckpt: Path, settings: Mapping[str, Any], module: Any) 
     except ResumeSettingsError as exc:
         raise ConfigError(str(exc)) from None
     for key, (old, new) in applied.items():
-        log.info("resuming with %s=%r (the checkpoint's run had %r)", key, new, old)
+        if key != "ckpt":
+            log.info("resuming with %s=%r (the checkpoint's run had %r)", key, new, old)
 
 
 def _report(trainer: Any, t0: float) -> dict[str, Any]:

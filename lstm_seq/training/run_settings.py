@@ -96,7 +96,12 @@ def check_resume(
         listed = "; ".join(f"{k}: {old!r} in {source}, {new!r} now" for k, (old, new) in refused.items())
         raise ResumeSettingsError(
             f"a resumed run continues the run of {source}, so these settings cannot change: {listed}. "
-            f"Keep them as they were, or start a new run (without ckpt=). A resume may change: "
-            f"{', '.join(may_change)}"
+            "Keep them as they were, or start a new run (without ckpt=); what a resume may change: "
+            f"{_summary(may_change)}"
         )
     return applied
+
+
+def _summary(may_change: Sequence[str], shown: int = 8) -> str:
+    more = len(may_change) - shown
+    return ", ".join(may_change[:shown]) + (f" and {more} more" if more > 0 else "")

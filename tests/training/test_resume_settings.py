@@ -71,7 +71,7 @@ def test_settings_that_define_the_run_are_refused_by_name(finished: Path, tmp_pa
         _fit(cfg, tmp_path / "resumed")
     message = str(err.value)
     assert f"features.n_mels: 80 in {finished}, 40 now" in message and "seed: 0 in" in message
-    assert "trainer.max_epochs" not in message.split("A resume may change")[0]  # that one may change
+    assert "trainer.max_epochs" not in message.split("what a resume may change")[0]  # that one may change
     assert not (tmp_path / "resumed" / "checkpoints").exists()  # refused before the first step
 
 
