@@ -111,8 +111,10 @@ def pipeline_job(
         try:  # outside a Hydra app (a test calling main) there is no run folder of its own to claim
             folder = claim_run_folder(cfg, out) if HydraConfig.initialized() else None
         except RunFolderError as exc:  # not recorded: the folder's job_status.json is the other run's
-            if not _in_multirun() or not _basic_sweeper():
+            if not _in_multirun():
                 raise SystemExit(f"run folder error: {exc}") from None
+            if not _basic_sweeper():
+                raise  # e.g. Optuna: a failed trial
             log.error("job refused (the sweep goes on): %s", exc)
             return math.nan
         try:

@@ -78,7 +78,8 @@ def check_resume(
 ) -> dict[str, tuple[Any, Any]]:
     """Compare a resumed run's ``settings`` (and its module's ``hparams``) with ``checkpoint``'s.
 
-    Returns the changes that are applied (keys under ``may_change``).
+    Returns the changes that are applied: keys under ``may_change``, and keys that only one side has (a
+    setting the code gained or lost since the checkpoint was written).
 
     Raises:
         ResumeSettingsError: a setting outside ``may_change`` (or, for a checkpoint without recorded settings,
@@ -86,14 +87,20 @@ def check_resume(
     """
     saved = saved_settings(checkpoint)
     if saved is not None:
-        changed = differences(saved, settings)
-        refused = {k: v for k, v in changed.items() if not _changeable(k, may_change)}
-        applied = {k: v for k, v in changed.items() if k not in refused}
-    else:  # an older checkpoint: its module's settings are all there is to compare
-        refused = differences(checkpoint.get("hyper_parameters") or {}, hparams)
-        applied = {}
+        old, now, free = saved, settings, may_change
+    else:  # an older checkpoint: its module's settings are all there is to compare, and all are fixed
+        old, now, free = checkpoint.get("hyper_parameters") or {}, hparams, ()
+    changed = differences(old, now)
+    # a key on one side only is a setting the code gained or lost since the checkpoint: not a change
+    both = flatten(old).keys() & flatten(now).keys()
+    refused = {k: v for k, v in changed.items() if k in both and not _changeable(k, free)}
+    applied = {k: v for k, v in changed.items() if k not in refused}
     if refused:
-        listed = "; ".join(f"{k}: {old!r} in {source}, {new!r} now" for k, (old, new) in refused.items())
+        shown = list(refused.items())[:10]  # a checkpoint of another pipeline would list them all
+        listed = "; ".join(f"{k}: {old!r} in {source}, {new!r} now" for k, (old, new) in shown)
+        if len(refused) > len(shown):
+            rest = list(refused)[len(shown) :]
+            listed += f"; and {len(rest)} more: {', '.join(rest[:20])}" + (", …" if len(rest) > 20 else "")
         raise ResumeSettingsError(
             f"a resumed run continues the run of {source}, so these settings cannot change: {listed}. "
             "Keep them as they were, or start a new run (without ckpt=); what a resume may change: "

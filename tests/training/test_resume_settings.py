@@ -93,3 +93,11 @@ def test_a_checkpoint_without_recorded_settings_is_compared_on_its_hyper_paramet
     torch.save(old, tmp_path / "old.ckpt")
     with pytest.raises(ConfigError, match=r"features.n_mels: 80 in .*old.ckpt, 40 now"):
         _fit(_cfg(ckpt=str(tmp_path / "old.ckpt"), features__n_mels=40), tmp_path / "resumed")
+
+
+def test_a_setting_the_code_gained_since_the_checkpoint_is_not_a_change(
+    finished: Path, tmp_path: Path
+) -> None:
+    cfg = _cfg(ckpt=str(finished))
+    cfg.features.new_option = True  # a key the checkpoint's run did not have yet
+    _fit(cfg, tmp_path / "resumed")
