@@ -6,9 +6,11 @@ Only ``pipelines/`` imports Hydra or OmegaConf; the library (``lstm_seq``) never
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as _hydra_instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import write_metrics
@@ -32,10 +35,27 @@ from lstm_seq.training import (
     stop_message,
     training_report,
 )
+from lstm_seq.training.checkpoint_io import load_checkpoint_file
+from lstm_seq.training.run_folder import RunFolder, claim
+from lstm_seq.training.run_settings import ResumeSettingsError, RunSettings, check_resume
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped by SIGTERM (a cluster scheduler's or ``docker stop``'s signal); the message names the
+    checkpoint to resume from and the command that does it (:attr:`command`). The process exits with
+    :attr:`exit_code` (128 + the signal's number, as a shell reports a process the signal ended)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+    def __init__(self, message: str, command: str) -> None:
+        super().__init__(message)
+        self.command = command
 
 
 def plain(node: Any) -> Any:
@@ -59,6 +79,14 @@ def run_dir() -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path.cwd()
+
+
+def claim_run_folder(cfg: DictConfig, out: Path) -> RunFolder:
+    """Make ``out`` this run's folder (:func:`lstm_seq.training.run_folder.claim`): refused while another
+    live run writes there, and when it holds another run's files, unless this training run resumes from a
+    checkpoint inside it."""
+    resume = cfg.get("ckpt") if cfg.get("mode", "train") == "train" else None
+    return claim(out, resolve_path(resume) if resume else None)
 
 
 def resolve_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
@@ -180,13 +208,17 @@ def fit(
     patience = OmegaConf.select(cfg, "callbacks.early_stopping_patience", default=None)
     if patience:
         callbacks.append(pl.callbacks.EarlyStopping(monitor, patience=patience, mode=mode))
+    settings = plain(cfg)
+    if cfg.ckpt:
+        check_resume_settings(resolve_path(cfg.ckpt), settings, module)
+    callbacks.append(RunSettings(settings))  # every checkpoint records what this run trains with
     trainer = make_trainer(cfg.trainer, out, callbacks, loggers, resilience=cfg.get("resilience") or {})
-    trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
-    report = {
-        "train/seconds": time.time() - t0,
-        "train/epochs": trainer.current_epoch,
-        **training_report(trainer),
-    }
+    try:
+        trainer.fit(module, ckpt_path=str(resolve_path(cfg.ckpt)) if cfg.ckpt else None, **data)
+    except SIGTERMException:  # a SystemExit(0) of Lightning's: an interrupted run must not look finished
+        write_metrics(out, _report(trainer, t0))
+        raise _interrupted(trainer, out / "checkpoints" / "last.ckpt") from None
+    report = _report(trainer, t0)
     halted = stop_message(trainer)
     if trainer.world_size > 1:
         if not end_data_parallel(trainer):
@@ -197,6 +229,54 @@ def fit(
         raise NonFiniteLossError(f"{halted}; last checkpoint: {out / 'checkpoints' / 'last.ckpt'}")
     last = out / "checkpoints" / "last.ckpt"
     return Fitted(trainer, ckpt_cb.best_model_path or (str(last) if last.is_file() else ""), report)
+
+
+# what a resumed training run may set differently from its checkpoint's run (a key and everything under it);
+# the rest defines the model and what it trains on, and is refused (lstm_seq.training.run_settings). The peak
+# learning rate and the schedule's shape apply from the resumed step on (lstm_seq.training.schedule). The most
+# wanted come first: an error message lists the first few.
+RESUMABLE = (
+    "trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.pct_start", "model.lr", "model.warmup_steps",
+    "trainer.accelerator", "trainer.devices", "decode", "logger", "paths", "resilience", "callbacks",
+    "trainer.max_time", "trainer.num_nodes", "trainer.strategy", "trainer.precision", "trainer.deterministic",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "objective",
+    "plot_utterances", "transcribe", "generate", "threads", "data.num_workers", "data.synth_workers",
+    "data.cache_dir", "mode", "ckpt",
+)  # fmt: skip
+
+
+def check_resume_settings(ckpt: Path, settings: Mapping[str, Any], module: Any) -> None:
+    """Before resuming from ``ckpt``: refuse the settings that cannot change on a resume (a
+    :class:`ConfigError` naming each key with both values); log the ones that change."""
+    checkpoint = load_checkpoint_file(ckpt, "cpu", require_state_dict=False)
+    try:
+        applied = check_resume(checkpoint, settings, dict(module.hparams), RESUMABLE, str(ckpt))
+    except ResumeSettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, (old, new) in applied.items():
+        if key != "ckpt":
+            log.info("resuming with %s=%r (the checkpoint's run had %r)", key, new, old)
+
+
+def _report(trainer: Any, t0: float) -> dict[str, Any]:
+    return {
+        "train/seconds": time.time() - t0,
+        "train/epochs": trainer.current_epoch,
+        **training_report(trainer),
+    }
+
+
+def _interrupted(trainer: Any, last: Path) -> TrainingInterrupted:
+    """What a run stopped by SIGTERM says: where it stopped, the checkpoint and the command to resume from it."""
+    pipeline = HydraConfig.get().job.name if HydraConfig.initialized() else "PIPELINE"
+    where = f"stopped by SIGTERM in epoch {trainer.current_epoch} after {trainer.global_step} optimizer steps"
+    if not last.is_file():
+        command = paste_command(pipeline, {})
+        return TrainingInterrupted(
+            f"{where}; no checkpoint was written yet. Start again with:\n  {command}", command
+        )
+    command = paste_command(pipeline, {"ckpt": str(last)})
+    return TrainingInterrupted(f"{where}; last checkpoint {last}. Resume with:\n  {command}", command)
 
 
 # ------------------------------------------------------------------------------------ commands to paste

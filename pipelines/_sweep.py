@@ -6,6 +6,11 @@ a multirun.
 metrics the pipeline returned; NaN when the job failed or has no such metric) so that sweepers such as Optuna
 can optimise it.
 
+* First the job claims its run folder (:func:`pipelines._hydra.claim_run_folder`): a folder that a live run
+  writes into, or that holds another run's files, is refused (``run folder error: …``, exit 1) and nothing,
+  not even job_status.json, is written there.
+* Training stopped by SIGTERM (:class:`~pipelines._hydra.TrainingInterrupted`) is recorded as ``interrupted``
+  with the command that resumes it, and ends the process (a sweep too) with status 143.
 * A single run (``python -m pipelines.asr …``) that fails exits non-zero: a config problem or an output that
   cannot be written as one line (``config error: …``, ``output error: …``), anything else with its traceback.
 * In a grid sweep (``-m``, Hydra's basic sweeper) a failing job is logged with its traceback, recorded as failed
@@ -26,6 +31,7 @@ import functools
 import json
 import logging
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -39,7 +45,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import OutputError, write_json_atomic
-from pipelines._hydra import ConfigError, run_dir
+from lstm_seq.training.run_folder import RunFolderError
+from pipelines._hydra import ConfigError, TrainingInterrupted, claim_run_folder, run_dir
 
 log = logging.getLogger(__name__)
 
@@ -101,37 +108,63 @@ def pipeline_job(
     @functools.wraps(run)
     def task(cfg: DictConfig) -> float:
         out, t0 = run_dir(), time.time()
-        try:
-            metrics = dict(run(cfg) or {})
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}".strip()
-            _record(out, status="failed", error=error, seconds=round(time.time() - t0, 3))
+        try:  # outside a Hydra app (a test calling main) there is no run folder of its own to claim
+            folder = claim_run_folder(cfg, out) if HydraConfig.initialized() else None
+        except RunFolderError as exc:  # not recorded: the folder's job_status.json is the other run's
             if not _in_multirun():
-                if isinstance(exc, ConfigError):
-                    raise SystemExit(f"config error: {exc}") from None
-                if isinstance(exc, OutputError):
-                    raise SystemExit(f"output error: {exc}") from None
-                if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:  # a write in the library
-                    raise SystemExit(f"output error: {exc}") from None
-                raise
+                raise SystemExit(f"run folder error: {exc}") from None
             if not _basic_sweeper():
-                raise  # e.g. Optuna: the sweeper records a failed trial (its max_failure_rate decides)
-            log.error("job failed (the sweep goes on): %s\n%s", error, traceback.format_exc())
+                raise  # e.g. Optuna: a failed trial
+            log.error("job refused (the sweep goes on): %s", exc)
             return math.nan
-        value = objective_value(cfg, metrics)
-        _record(
-            out,
-            status="completed",
-            objective=value,
-            metrics={k: _number(v) if _number(v) is not None else v for k, v in metrics.items()},
-            seconds=round(time.time() - t0, 3),
-        )
-        if value is None and _in_multirun() and not _basic_sweeper():
-            metric = OmegaConf.select(cfg, "objective.metric")
-            raise ValueError(f"objective.metric={metric} is not a finite number in this job's metrics")
-        return math.nan if value is None else value  # NaN = no objective (a grid sweep only lists it)
+        try:
+            return _run_job(run, cfg, out, t0)
+        finally:
+            if folder is not None:
+                folder.release()
 
     return task
+
+
+def _run_job(
+    run: Callable[[DictConfig], Mapping[str, Any] | None], cfg: DictConfig, out: Path, t0: float
+) -> float:
+    """The job in a folder it owns: run, record the outcome, return the objective (see :func:`pipeline_job`)."""
+    try:
+        metrics = dict(run(cfg) or {})
+    except TrainingInterrupted as exc:  # SIGTERM: the whole process ends (a sweep too), saying how to resume
+        _record(
+            out, status="interrupted", error=str(exc), resume=exc.command, seconds=round(time.time() - t0, 3)
+        )
+        print(f"interrupted: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".strip()
+        _record(out, status="failed", error=error, seconds=round(time.time() - t0, 3))
+        if not _in_multirun():
+            if isinstance(exc, ConfigError):
+                raise SystemExit(f"config error: {exc}") from None
+            if isinstance(exc, OutputError):
+                raise SystemExit(f"output error: {exc}") from None
+            if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:  # a write in the library
+                raise SystemExit(f"output error: {exc}") from None
+            raise
+        if not _basic_sweeper():
+            raise  # e.g. Optuna: the sweeper records a failed trial (its max_failure_rate decides)
+        log.error("job failed (the sweep goes on): %s\n%s", error, traceback.format_exc())
+        return math.nan
+    value = objective_value(cfg, metrics)
+    _record(
+        out,
+        status="completed",
+        objective=value,
+        metrics={k: _number(v) if _number(v) is not None else v for k, v in metrics.items()},
+        seconds=round(time.time() - t0, 3),
+    )
+    if value is None and _in_multirun() and not _basic_sweeper():
+        metric = OmegaConf.select(cfg, "objective.metric")
+        raise ValueError(f"objective.metric={metric} is not a finite number in this job's metrics")
+    return math.nan if value is None else value  # NaN = no objective (a grid sweep only lists it)
 
 
 # ---------------------------------------------------------------------------------------------------- summary

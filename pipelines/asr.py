@@ -64,11 +64,13 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         return recipe.export(ASRModule.load(resolve_path(cfg.ckpt)), out)
     if cfg.mode == "transcribe":
         module = ASRModule.load(resolve_path(cfg.ckpt))
+        recipe.use_lm(module, decode)  # decode.lm_path= replaces the checkpoint's LM
         t = cfg.transcribe
         return recipe.transcribe(module, decode, resolve_path(cfg.audio_dir), out, t.chunk_s, t.device)
     # in mode=test the vocabulary and features come from the checkpoint, never from the config
     if cfg.mode == "test":
         module = ASRModule.load(resolve_path(cfg.ckpt))
+        recipe.use_lm(module, decode)
     else:
         features, model, optim = plain(cfg.features), plain(cfg.model), plain(cfg.optim)
         spec = features.pop("specaugment", None)
@@ -80,7 +82,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         results, _ = recipe.evaluate(module, dm, decode, out, device)
         print(f"test: {recipe.describe(results)} → {out / 'metrics.json'}")
         return results
+    # every input the run will need, before the first training step: the LM file, all manifests
     recipe.attach_decoding(module, decode, dm.dataset("train").texts)
+    recipe.check_inputs(dm)
     fitted = fit(cfg, module, out, "val/wer", "min", "best-epoch{epoch:02d}", datamodule=dm)
     if fitted is None:  # DDP: rank 0 alone tests and writes the outputs
         return {}

@@ -29,6 +29,7 @@ from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
 from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
+from lstm_seq.training.schedule import OneCycle
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,5 @@ class ASRModule(pl.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         if total <= 0 or total > 10**8:
             return opt
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start, anneal_strategy="cos"
-        )
+        sched = OneCycle(opt, total, cfg.pct_start)  # a resume that trains longer stretches it
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

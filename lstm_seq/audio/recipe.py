@@ -114,6 +114,21 @@ def attach_decoding(
     return module.decoding
 
 
+def use_lm(module: ASRModule, decode: Mapping[str, Any]) -> None:
+    """``mode=test`` / ``mode=transcribe`` with ``decode.lm_path``: that ARPA file replaces the checkpoint's LM
+    and lexicon (:meth:`DecodingSetup.with_arpa`); without it the checkpoint's own are used."""
+    if decode.get("lm_path"):
+        module.decoding = module.decoding.with_arpa(decode["lm_path"], module.vocab)
+        log.info("decoding: %s (decode.lm_path, in place of the checkpoint's)", module.decoding.describe())
+
+
+def check_inputs(dm: ASRDataModule) -> dict[str, int]:
+    """Before training: read every split's manifest (train, val and test), so that a missing, empty or
+    malformed one, the test manifest included, fails now, naming its file (and line), not after training.
+    Returns the usable utterances per split."""
+    return {split: len(dm.dataset(split)) for split in dm.manifests}
+
+
 def tune_decoding(
     module: ASRModule,
     dm: ASRDataModule,

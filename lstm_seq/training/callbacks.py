@@ -48,6 +48,8 @@ class LastCheckpoint(Checkpoint):
       written after such a batch; the epoch-end checkpoint follows.
     * ``on_validation_end``: Lightning replays the epoch-end hooks without the validation metrics
       (``EarlyStopping`` fails on them). Never used here.
+    * after a SIGTERM (Lightning then stops the run at the end of that batch): at that batch's end when it
+      is such a moment; otherwise the epoch-end checkpoint Lightning still reaches, or the previous one.
     * ``on_train_epoch_end``, after every other callback's epoch-end hook (the best-model checkpoint,
       early stopping; Lightning runs checkpoint callbacks last, and this one after :class:`RunCheckpoint`):
       Lightning starts the next epoch afresh. Written at every epoch end, whether or not the monitored
@@ -104,8 +106,9 @@ class LastCheckpoint(Checkpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         n = self.every_n_train_steps
-        if n and trainer.global_step % n == 0 and not _epoch_end_or_validation_follows(trainer):
-            self._save(trainer, "mid-epoch")
+        due = bool(n) and trainer.global_step % n == 0
+        if (due or trainer.received_sigterm) and not _epoch_end_or_validation_follows(trainer):
+            self._save(trainer, "SIGTERM" if trainer.received_sigterm else "mid-epoch")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._save(trainer, "end of epoch")

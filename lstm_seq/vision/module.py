@@ -6,7 +6,6 @@ hyper-parameters, so :meth:`CaptionModule.load` needs nothing but the checkpoint
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from lstm_seq.metrics.caption import caption_metrics
 from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
+from lstm_seq.training.schedule import WarmupCosine
 from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.decoder import (
     AttentionDecoder,
@@ -247,13 +247,6 @@ class CaptionModule(pl.LightningModule):
         if enc_params and self.encoder_lr_factor > 0:
             groups.append({"params": enc_params, "lr": hp.lr * self.encoder_lr_factor})
         opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(hp.warmup_steps, total // 5)
-
-        def schedule(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        # a resume that trains longer stretches it
+        sched = WarmupCosine(opt, int(self.trainer.estimated_stepping_batches), hp.warmup_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -49,6 +49,12 @@ def build_model(
     return CaptionModule(vocab.to_dict(), transform.to_dict(), dict(encoder), dict(decoder), **model)
 
 
+def check_inputs(corpus: Corpus) -> dict[str, int]:
+    """Before training: the train, val and test splits all have items, so an empty test split fails now, not
+    after training. Returns the items per split."""
+    return {split: len(corpus.split(split)) for split in ("train", "val", "test")}
+
+
 def loader(
     corpus: Corpus,
     split: str,

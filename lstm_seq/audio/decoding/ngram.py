@@ -147,6 +147,12 @@ def read_unigrams(text: str, path: str | os.PathLike[str]) -> list[str]:
     return [g[0] for g in _parse_arpa(text, Path(path), max_order=1)[0]]
 
 
+def read_arpa(text: str, path: str | os.PathLike[str]) -> list[dict[tuple[str, ...], tuple[float, float]]]:
+    """Every section of an ARPA text, per order: {n-gram: (log10 p, log10 back-off)}; the whole text is read,
+    so a bad line of any order raises :class:`ValueError` naming ``path:line``."""
+    return _parse_arpa(text, Path(path))
+
+
 def _parse_arpa(
     text: str, path: Path, max_order: int | None = None
 ) -> list[dict[tuple[str, ...], tuple[float, float]]]:

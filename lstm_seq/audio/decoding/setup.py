@@ -28,7 +28,7 @@ from typing import Any
 
 from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
 from lstm_seq.audio.decoding.lm import estimate_arpa
-from lstm_seq.audio.decoding.ngram import BOS, EOS, UNK, read_unigrams
+from lstm_seq.audio.decoding.ngram import BOS, EOS, UNK, read_arpa
 from lstm_seq.audio.decoding.tune import Emissions, TuneResult, tune_beam
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.text_files import read_utf8
@@ -73,12 +73,13 @@ class DecodingSetup:
     @classmethod
     def from_arpa(cls, path: str | os.PathLike[str], vocab: CharVocab) -> DecodingSetup:
         """From an ARPA file: the lexicon is its unigrams that ``vocab`` can spell (others are skipped, with
-        their number logged). Raises :class:`FileNotFoundError` or :class:`ValueError` naming the file."""
+        their number logged). The whole file is parsed here, before any training, so that a bad line of any
+        order fails now. Raises :class:`FileNotFoundError` or :class:`ValueError` naming the file (and line)."""
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"decode.lm_path: {p} does not exist")
         text = read_utf8(p, ValueError)
-        unigrams = read_unigrams(text, p)
+        unigrams = [g[0] for g in read_arpa(text, p)[0]]
         spellable = set(vocab.tokens) - {vocab.tokens[vocab.blank], " "}
         words = sorted(w for w in unigrams if w not in (BOS, EOS, UNK) and set(w) <= spellable)
         skipped = len([w for w in unigrams if w not in (BOS, EOS, UNK)]) - len(words)
@@ -92,6 +93,16 @@ class DecodingSetup:
             )
         digest = hashlib.sha256(text.encode()).hexdigest()
         return cls(arpa=text, arpa_path=str(p), arpa_sha256=digest, words=tuple(words))
+
+    def with_arpa(self, path: str | os.PathLike[str], vocab: CharVocab) -> DecodingSetup:
+        """This model's setup with the LM and lexicon of another ARPA file (``decode.lm_path`` in
+        ``mode=test`` / ``mode=transcribe``, e.g. in place of a checkpoint's broken or moved LM). The tuned
+        weights stay when it is the very file they were tuned with (same SHA-256); otherwise they are dropped,
+        and ``decode.lm_weight`` / ``decode.word_score`` (else 1.0 / 0.0) apply."""
+        new = DecodingSetup.from_arpa(path, vocab)
+        if new.arpa_sha256 == self.arpa_sha256:
+            return replace(new, lm_weight=self.lm_weight, word_score=self.word_score)
+        return new
 
     @property
     def has_lm_source(self) -> bool:
