@@ -204,7 +204,9 @@ class CaptionModule(pl.LightningModule):
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- steps
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if not batch["ids"]:  # every image of the batch failed to load (logged by the collate): no step
+            return None
         p = self.sampling_prob()
         ce, reg = self.caption_loss(batch, p)
         bs = len(batch["ids"])
