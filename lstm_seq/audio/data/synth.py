@@ -36,6 +36,7 @@ from lstm_seq.audio.data.espeak import ESpeak, voice_data_dir
 from lstm_seq.audio.data.grammar import sample_sentence
 from lstm_seq.audio.data.io import resample
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
+from lstm_seq.outputs import OutputError, disk_refuses_writes
 from lstm_seq.settings import check, one_of, positive, prob
 from lstm_seq.stale_tmp import remove_stale, tmp_name
 
@@ -297,8 +298,15 @@ def build_corpus(
         jobs += [(cfg, s, i, t, spk, str(tmp / "wavs" / s / f"{i:05d}.wav"), espeak) for s, i, t, spk in part]
     shards = [jobs[k : k + _SHARD] for k in range(0, len(jobs), _SHARD)]
     workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(shards)))
-    with _context().Pool(workers, maxtasksperchild=1) as pool:
-        durations = [d for shard in pool.map(_render_shard, shards, chunksize=1) for d in shard]
+    try:
+        with _context().Pool(workers, maxtasksperchild=1) as pool:
+            durations = [d for shard in pool.map(_render_shard, shards, chunksize=1) for d in shard]
+    except Exception as exc:  # libsndfile says "System error." for a full disk: say which folder, and why
+        why = disk_refuses_writes(tmp)
+        if why is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {tmp}: {why} (generating the speech corpus)") from exc
     for split in SPLITS:
         rows = [
             Utterance(str(tmp / "wavs" / s / f"{i:05d}.wav"), round(d, 4), t)
