@@ -75,7 +75,8 @@ def disk_refuses_writes(folder: str | os.PathLike[str]) -> str | None:
         return None
     if st.f_flag & os.ST_RDONLY:
         return os.strerror(errno.EROFS)
-    if st.f_bavail == 0 or st.f_favail == 0:
+    # file systems without fixed counts (btrfs inodes, some network mounts) report totals of 0: not full
+    if (st.f_blocks > 0 and st.f_bavail == 0) or (st.f_files > 0 and st.f_favail == 0):
         return os.strerror(errno.ENOSPC)
     return None
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
@@ -99,12 +98,18 @@ def test_disk_refuses_writes_asks_the_file_system(tmp_path: Path, monkeypatch: p
     real = os.statvfs(tmp_path)
 
     class Full:
-        f_flag, f_bavail, f_favail = real.f_flag, 0, real.f_favail
+        f_flag, f_blocks, f_bavail, f_files, f_favail = real.f_flag, 1000, 0, 1000, 10
 
-    class ReadOnly:
-        f_flag, f_bavail, f_favail = real.f_flag | os.ST_RDONLY, real.f_bavail, real.f_favail
+    class ReadOnly(Full):
+        f_flag, f_bavail = real.f_flag | os.ST_RDONLY, 10
 
-    for fake, why in ((Full, "No space left on device"), (ReadOnly, "Read-only file system")):
+    class NoInodeCounts(Full):  # btrfs: no fixed number of inodes, all counts 0
+        f_bavail, f_files, f_favail = 10, 0, 0
+
+    for fake, why in (
+        (Full, "No space left on device"),
+        (ReadOnly, "Read-only file system"),
+        (NoInodeCounts, None),
+    ):
         monkeypatch.setattr(os, "statvfs", lambda _p, fake=fake: fake)
         assert disk_refuses_writes(tmp_path / "run") == why
-    assert np.isfinite(real.f_bavail)
