@@ -336,10 +336,13 @@ def _record_sizes(folder: Path) -> None:
 
 def _damaged_files(folder: Path) -> list[str]:
     """The corpus' wav files (relative paths) that are missing or whose size differs from :data:`SIZES`
-    (one ``stat`` per file). A corpus written before the record existed gets one now."""
+    (one ``stat`` per file). A corpus written before the record existed gets one now (where it can be written)."""
     record = folder / SIZES
     if not record.exists():
-        _record_sizes(folder)
+        try:
+            _record_sizes(folder)
+        except OSError:  # a read-only copy: used unchecked, as before
+            pass
         return []
     try:
         sizes = json.loads(record.read_text())

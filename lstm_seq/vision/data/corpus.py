@@ -5,8 +5,8 @@ as items per split (train/val/test) plus, for the scenes, the in-memory image ar
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

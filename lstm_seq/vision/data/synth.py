@@ -26,8 +26,8 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import json
-import os
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -449,6 +449,7 @@ def load_or_generate(
     root.mkdir(parents=True, exist_ok=True)
     images, records = generate(cfg)
     tmp = root / tmp_name(f".{cfg.key()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         np.save(tmp / "images.npy", images)
