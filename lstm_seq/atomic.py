@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from lstm_seq.stale_tmp import tmp_name
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename inside ``directory`` durable; a no-op where directories cannot be opened."""
@@ -30,7 +32,8 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     the previous ``path`` untouched. Returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer in the name (lstm_seq.stale_tmp): what a killed writer leaves can be found and removed
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{tmp_name(path.name)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

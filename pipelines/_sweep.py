@@ -44,7 +44,7 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_seq.outputs import OutputError, write_json_atomic
+from lstm_seq.outputs import OutputError, disk_refuses_writes, write_json_atomic
 from lstm_seq.training.run_folder import RunFolderError
 from pipelines._hydra import ConfigError, TrainingInterrupted, claim_run_folder, run_dir
 
@@ -148,6 +148,9 @@ def _run_job(
                 raise SystemExit(f"output error: {exc}") from None
             if isinstance(exc, OSError) and exc.errno in _FULL_OR_READ_ONLY:  # a write in the library
                 raise SystemExit(f"output error: {exc}") from None
+            why = disk_refuses_writes(out)  # e.g. torch's checkpoint writer: a RuntimeError, no errno
+            if why is not None:
+                raise SystemExit(f"output error: cannot write {out}: {why} ({error[:200]})") from None
             raise
         if not _basic_sweeper():
             raise  # e.g. Optuna: the sweeper records a failed trial (its max_failure_rate decides)

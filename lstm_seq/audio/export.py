@@ -18,7 +18,8 @@ statistics), the model sizes and subsampling, the opset and library versions; ``
 language-model source, lexicon and tuned LM weight / word score the checkpoint holds.
 
 Exporting needs ``onnx`` and ``onnxscript`` (``pip install lstm_seq[export]``); running the files needs only
-``onnxruntime``.
+``onnxruntime``. A batch of size 0 crashes onnxruntime on these graphs (SIGSEGV): run them through
+:class:`lstm_seq.onnx_graph.OnnxGraph`, which refuses it with an error, or skip empty batches yourself.
 """
 
 from __future__ import annotations

@@ -8,8 +8,11 @@
     for r in asr.transcribe(["a.wav", "clips/", (samples, 44100)], batch_size=16, word_timestamps=True):
         print(r.path, r.text if r.ok else r.error, r.confidence, r.words)
 
-Items are audio files, folders (every audio file under them, sorted), or waveforms: a numpy array or torch
-tensor (mono (N,) or channels-first (C, N)) with its sample rate, as ``(wave, rate)`` or with ``sample_rate=``.
+Items are audio files, folders (every audio file under them, sorted; hidden files and folders left out), or
+waveforms: a numpy array or torch tensor (mono (N,), channels-first (C, N) or channels-last (N, C) as
+``soundfile.read`` returns; float, or int8/int16/int32/uint8 PCM, scaled: :func:`~lstm_seq.audio.data.io.as_mono`)
+with its sample rate, as ``(wave, rate)`` or with ``sample_rate=``. A tuple that is not ``(wave, rate)`` is a list of
+items.
 An item that cannot be read gets a result with ``error`` set; the call never fails for one bad item.
 
 Utterances of every item are batched together (sorted by length, ``batch_size`` at a time) and decoded by the
@@ -33,7 +36,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from lstm_seq.audio.data.io import AudioReadError, find_audio_files, is_silent, load_audio, resample
+from lstm_seq.audio.data.io import AudioReadError, as_mono, find_audio_files, is_silent, load_audio, resample
 from lstm_seq.audio.decoding.align import word_spans
 from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
 from lstm_seq.audio.module import ASRModule
@@ -65,6 +68,17 @@ def chunk_bounds(wave: np.ndarray, chunk: int, search: int, hop: int) -> list[tu
         start = cut
     bounds.append((start, n))
     return bounds
+
+
+def _is_wave_and_rate(item: object) -> bool:
+    """``(waveform, sample_rate)``: an array or tensor and a number (a tuple of paths is a list of items)."""
+    return (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[0], (np.ndarray, torch.Tensor))
+        and isinstance(item[1], (int, float, np.integer, np.floating))
+        and not isinstance(item[1], bool)
+    )
 
 
 @dataclass(frozen=True)
@@ -216,8 +230,13 @@ class Recognizer:
     # ------------------------------------------------------------------------------------------ inputs
     def _items(self, items: Item | Iterable[Item], sample_rate: int | None) -> Iterator[tuple[str, Any]]:
         """(label, path or (wave, rate)) for every input; folders expand to their audio files."""
-        if isinstance(items, (str, os.PathLike, np.ndarray, torch.Tensor, tuple)):
+        if isinstance(items, (str, os.PathLike, np.ndarray, torch.Tensor)) or _is_wave_and_rate(items):
             items = [items]
+        elif not isinstance(items, Iterable):
+            raise TypeError(
+                "transcribe() takes a path, a folder, a waveform, (waveform, sample_rate) or a list of them, "
+                f"got {type(items).__name__}"
+            )
         for n, item in enumerate(items):
             if isinstance(item, (str, os.PathLike)):
                 p = Path(item)
@@ -226,12 +245,13 @@ class Recognizer:
                         yield str(f), f
                 else:
                     yield str(p), p
-            elif isinstance(item, tuple) and len(item) == 2:
+            elif _is_wave_and_rate(item):
                 yield f"<array {n}>", (item[0], int(item[1]))
             elif isinstance(item, (np.ndarray, torch.Tensor)):
                 yield f"<array {n}>", (item, sample_rate)
             else:
-                yield f"<item {n}>", TypeError(f"not a path, folder or waveform: {type(item).__name__}")
+                what = "(waveform, sample_rate)" if isinstance(item, tuple) else "path, folder or waveform"
+                yield f"<item {n}>", TypeError(f"not a {what}: {type(item).__name__} {item!r:.60}")
 
     def _load(self, source: Any) -> np.ndarray:
         if isinstance(source, Exception):
@@ -241,17 +261,7 @@ class Recognizer:
         wave, rate = source
         if rate is None:
             raise ValueError("a waveform item needs its sample rate: pass (wave, rate) or sample_rate=")
-        x = wave.detach().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave)
-        if x.ndim == 2:
-            x = x.mean(0)  # channels first
-        if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.number):
-            raise ValueError(
-                f"a waveform must be a non-empty (N,) or (C, N) array of numbers, got shape {x.shape}"
-            )
-        x = x.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise ValueError("the waveform holds NaN or infinite samples")
-        return resample(x, int(rate), self.sample_rate)
+        return resample(as_mono(wave), int(rate), self.sample_rate)
 
     # ------------------------------------------------------------------------------------------ decoding
     def transcribe(

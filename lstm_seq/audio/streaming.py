@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstm_seq.audio.data.io import AudioReadError, load_audio
+from lstm_seq.audio.data.io import AudioReadError, as_mono, load_audio
 from lstm_seq.audio.features import MFCC, fit_global_cmvn
 
 if TYPE_CHECKING:
@@ -152,11 +152,14 @@ class StreamingSession:
     # ------------------------------------------------------------------------------------------ API
     @torch.no_grad()
     def push(self, chunk: np.ndarray | Tensor) -> str:
-        """Add samples (N,) and return the greedy text of everything decoded so far."""
+        """Add samples and return the greedy text of everything decoded so far. ``chunk``: (N,), or (C, N) or
+        (N, C) whose channels are averaged; float, or integer PCM that is scaled
+        (:func:`~lstm_seq.audio.data.io.as_mono`). A chunk with NaN or infinite samples raises ValueError and
+        leaves the session as it was."""
         if self.finished:
             raise RuntimeError("push() after finish(): start a new StreamingSession")
-        wave = torch.as_tensor(np.asarray(chunk) if not isinstance(chunk, Tensor) else chunk)
-        wave = wave.to(device=self.device, dtype=torch.float32).reshape(-1)
+        # (N,), (C, N) or (N, C), float or integer PCM; NaN/inf refused (one would poison every later frame)
+        wave = torch.from_numpy(as_mono(chunk, allow_empty=True)).to(self.device)
         self._samples = torch.cat([self._samples, wave])
         self._n_samples += wave.numel()
         self._advance(final=False)

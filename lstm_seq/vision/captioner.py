@@ -8,10 +8,11 @@
     for c in cap.caption(["photo.jpg", "album/", pil_image, tensor_chw], beam_size=5, nbest=3, attention=True):
         print(c.path, c.text if c.ok else c.error, c.nbest)
 
-Items are image files, folders (every image under them, sorted), ``PIL.Image`` objects, or tensors — one image
-(3, H, W) or a batch (B, 3, H, W), uint8 in [0, 255] or float in [0, 1] — resized and normalised by the
-checkpoint's own transform, exactly as a file is. An item that cannot be used gets a result with ``error`` set;
-the call never fails for one bad item. Images are loaded by ``num_workers`` loader processes and captioned
+Items are image files, folders (every image under them, sorted; hidden files and folders left out),
+``PIL.Image`` objects, tensors — one image (3, H, W) or a batch (B, 3, H, W) — or numpy arrays as PIL and imageio
+give them — one image (H, W, 3) or (H, W), or a batch (B, H, W, 3), RGB — uint8 in [0, 255] or float in [0, 1],
+resized and normalised by the checkpoint's own transform, exactly as a file is. An item that cannot be used gets
+a result with ``error`` set; the call never fails for one bad item. Images are loaded by ``num_workers`` loader processes and captioned
 ``batch_size`` at a time with the checkpoint's decoding settings (beam size, length and repeat penalties).
 """
 
@@ -100,6 +101,24 @@ def _tensor_image(x: torch.Tensor) -> Image.Image:
     return to_pil_image(x.detach().cpu()).convert("RGB")
 
 
+def _array_image(x: np.ndarray) -> Image.Image | Exception:
+    """A numpy RGB image as PIL and imageio give it — (H, W, 3), (H, W, 4) or (H, W, 1) channels-last, or
+    (H, W) grey — uint8 in [0, 255] or float in [0, 1], as an RGB image; otherwise the error to report."""
+    if x.ndim == 3 and x.shape[-1] in (1, 3, 4):
+        x = x[..., :3] if x.shape[-1] != 1 else x[..., 0]
+    if not (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3)) or 0 in x.shape:
+        return ValueError(
+            f"an image array must be (H, W, 3), (H, W, 4), (H, W, 1) or (H, W), got shape {x.shape}"
+        )
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            return ValueError("a float image array must lie in [0, 1] (uint8 arrays: [0, 255])")
+        x = np.round(x * 255)
+    elif x.dtype != np.uint8:
+        return TypeError(f"an image array must be uint8 or floating point, got {x.dtype}")
+    return Image.fromarray(np.ascontiguousarray(x, dtype=np.uint8)).convert("RGB")
+
+
 def _collate(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
 
@@ -134,8 +153,13 @@ class Captioner:
         return export_captioner(self.module, out_dir, **options)
 
     def _entries(self, items: Any) -> list[tuple[str, Any]]:
-        if isinstance(items, (str, os.PathLike, Image.Image, torch.Tensor)):
-            items = [items]
+        if isinstance(items, (str, os.PathLike, Image.Image, torch.Tensor, np.ndarray)):
+            items = [items]  # one item (a numpy array of images is one item too, not a list of rows)
+        elif not isinstance(items, Iterable):
+            raise TypeError(
+                "caption() takes a path, a folder, a PIL image, an image array or tensor, or a list of them, "
+                f"got {type(items).__name__}"
+            )
         out: list[tuple[str, Any]] = []
         for n, item in enumerate(items):
             if isinstance(item, (str, os.PathLike)):
@@ -150,11 +174,15 @@ class Captioner:
                 out += [(f"<image {n}.{k}>", item[k]) for k in range(item.shape[0])]
             elif isinstance(item, torch.Tensor):
                 out.append((f"<image {n}>", item))
+            elif isinstance(item, np.ndarray) and item.ndim == 4:
+                out += [(f"<image {n}.{k}>", _array_image(item[k])) for k in range(item.shape[0])]
+            elif isinstance(item, np.ndarray):
+                out.append((f"<image {n}>", _array_image(item)))
             else:
                 out.append(
                     (
                         f"<item {n}>",
-                        TypeError(f"not a path, folder, PIL image or tensor: {type(item).__name__}"),
+                        TypeError(f"not a path, folder, PIL image, array or tensor: {type(item).__name__}"),
                     )
                 )
         return out
@@ -189,6 +217,8 @@ class Captioner:
         if batch_size < 1 or nbest < 1:
             raise ValueError(f"batch_size and nbest must be ≥ 1, got {batch_size} and {nbest}")
         k = self.module.hparams.beam_size if beam_size is None else beam_size
+        if k < 1:
+            raise ValueError(f"beam_size must be ≥ 1 (1: greedy), got {k}")
         if nbest > 1 and k < nbest:
             raise ValueError(f"nbest={nbest} needs beam search with beam_size ≥ nbest (beam_size is {k})")
         loader = DataLoader(

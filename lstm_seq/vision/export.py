@@ -10,7 +10,9 @@
 
 The batch is dynamic in both (a beam search runs the step on B·k rows). ``metadata.json`` holds the vocabulary
 (special ids included), the image transform, the encoder and decoder settings, the search defaults of the
-checkpoint and the opset and library versions.
+checkpoint and the opset and library versions. onnxruntime checks neither an empty batch (a crash) nor the token
+range (ONNX ``Gather`` reads -1 as the last word): :class:`lstm_seq.onnx_graph.OnnxGraph` runs the files with both
+checked.
 """
 
 from __future__ import annotations

@@ -4,13 +4,15 @@ under ``<data_dir>/features/<key>.npy`` (N, L, C) float16 with ``<key>.json`` (i
 The key hashes the encoder's weights and configuration, the image transform and the split's image list, so a
 changed encoder or dataset never reads stale features. The file is written to a temporary name and renamed
 (atomic), then opened read-only with ``mmap_mode="r"``: safe to share with several loader workers, and
-reused by later epochs and later runs.
+reused by later epochs and later runs. A cache that does not read back whole is reported by name and computed
+again; the temporary file of a run killed while writing is removed by the next build.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from lstm_seq.atomic import write_atomic
+from lstm_seq.stale_tmp import remove_stale
 from lstm_seq.vision.data.datasets import CaptionDataset
 from lstm_seq.vision.encoder import CNNEncoder
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(encoder: CNNEncoder, dataset: CaptionDataset) -> str:
@@ -52,6 +57,14 @@ def build_feature_cache(
     root = Path(data_dir) / "features"
     key = cache_key(encoder, dataset)
     npy, meta = root / f"{key}.npy", root / f"{key}.json"
+    remove_stale(root, ".*.tmp*")  # half-written caches of killed runs (as large as the cache)
+    if npy.exists() and meta.exists():
+        try:
+            return _read_cache(npy, meta, len(dataset))
+        except ValueError as exc:
+            log.warning("%s; computing the features again", exc)
+            npy.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
     if not (npy.exists() and meta.exists()):
         root.mkdir(parents=True, exist_ok=True)
         encoder.eval()
@@ -77,5 +90,20 @@ def build_feature_cache(
         write_atomic(npy, lambda fh: np.save(fh, feats))
         info = {"ids": [it.image_id for it in dataset.items], "errors": errors}
         write_atomic(meta, lambda fh: fh.write(json.dumps(info).encode("utf-8")))
-    info: dict[str, Any] = json.loads(meta.read_text())
-    return np.load(npy, mmap_mode="r"), info["errors"]
+    return _read_cache(npy, meta, len(dataset))
+
+
+def _read_cache(npy: Path, meta: Path, n: int) -> tuple[np.ndarray, list[str | None]]:
+    """The memory-mapped features (n, L, C) and the per-item errors; ``ValueError`` naming the file that
+    does not read back whole (e.g. truncated by a full disk or a copy cut short)."""
+    path = meta
+    try:
+        info: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
+        errors = info["errors"]
+        path = npy
+        feats = np.load(npy, mmap_mode="r")
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: the feature cache is damaged ({type(exc).__name__}: {exc})") from None
+    if feats.ndim != 3 or len(feats) != n or len(errors) != n:
+        raise ValueError(f"{npy}: the feature cache is damaged ({feats.shape} for {n} images)")
+    return feats, errors

@@ -185,6 +185,8 @@ class CaptionModule(pl.LightningModule):
         """Captions for a batch of normalised images (B, 3, S, S): beam search (``beam_size`` > 1) or greedy."""
         k = self.hparams.beam_size if beam_size is None else beam_size
         n = self.hparams.max_len if max_len is None else max_len
+        if k < 1 or n < 1:
+            raise ValueError(f"beam_size and max_len must be ≥ 1 (beam_size 1: greedy), got {k} and {n}")
         grid, pooled = self.features(images)
         v = self.vocab
         hp = self.hparams
@@ -204,7 +206,9 @@ class CaptionModule(pl.LightningModule):
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- steps
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if not batch["ids"]:  # every image of the batch failed to load (logged by the collate): no step
+            return None
         p = self.sampling_prob()
         ce, reg = self.caption_loss(batch, p)
         bs = len(batch["ids"])

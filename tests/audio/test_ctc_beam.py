@@ -223,3 +223,8 @@ def test_gpu_equals_cpu(arpa: Path) -> None:
     noisy = [(emissions(t) + 2.0 * torch.randn(len(emissions(t)), len(V))).log_softmax(-1) for t in TEXTS]
     x, n = batch(*noisy)
     assert dec(x.cuda(), n.cuda()) == dec(x, n)
+
+
+def test_ctc_beam_search_refuses_beam_size_below_one() -> None:
+    with pytest.raises(ValueError, match="beam_size must be ≥ 1, got 0"):
+        CTCBeamSearch(3, 0, 1, ["_", " ", "a"], None, None, beam_size=0)

@@ -135,3 +135,32 @@ def test_torch_export_program_matches(tmp_path: Path) -> None:
         ref, ref_len = m.acoustic(feats, frames)
     assert ol.tolist() == ref_len.tolist()
     _assert_valid_close(lp.detach().numpy(), ref.float().log_softmax(-1), ol.numpy())
+
+
+def test_onnx_graph_refuses_an_empty_batch_and_runs_the_rest(
+    exported: tuple[ASRModule, ExportedFiles],
+) -> None:
+    """onnxruntime crashes (SIGSEGV) on a batch of 0 with these graphs: OnnxGraph refuses it, naming file and
+    input, and otherwise gives the session's own outputs."""
+    from lstm_seq.onnx_graph import OnnxGraph
+
+    m, files = exported
+    wave, lengths = _padded([speechlike(0.6, seed=5)])
+    for name, feed in [
+        ("waveform", {"waveform": wave.numpy(), "wave_lengths": lengths.numpy()}),
+        (
+            "features",
+            {"features": np.zeros((1, 40, m.feature_cfg.dim), np.float32), "frames": np.array([40])},
+        ),
+    ]:
+        graph = OnnxGraph(files.onnx[name])
+        out = graph.run(feed)
+        ref = _session(files.onnx[name]).run(None, feed)
+        np.testing.assert_array_equal(out["log_probs"], ref[0])
+        empty = {k: v[:0] for k, v in feed.items()}
+        with pytest.raises(
+            ValueError, match=rf"{files.onnx[name]}: input '{next(iter(feed))}' has an empty axis 0"
+        ):
+            graph.run(empty)
+        with pytest.raises(ValueError, match="do not match"):
+            graph.run({next(iter(feed)): next(iter(feed.values()))})

@@ -112,3 +112,26 @@ def test_metadata(exported: tuple[CaptionModule, ExportedFiles]) -> None:
     assert meta["transform"] == json.loads(json.dumps(m.transform.to_dict()))
     assert meta["attention"] == m.decoder.has_attention and meta["opset"] >= 17
     assert meta["graphs"]["decoder_step"]["inputs"][:3] == ["tokens", "h", "c"]
+
+
+def test_onnx_graph_refuses_token_minus_one_and_an_empty_batch(
+    exported: tuple[CaptionModule, ExportedFiles],
+) -> None:
+    """A token of -1 would be read as the vocabulary's last word (ONNX Gather wraps); a batch of 0 crashes
+    onnxruntime: OnnxGraph refuses both, naming the file and the input."""
+    from lstm_seq.onnx_graph import OnnxGraph
+
+    m, files = exported
+    enc, step = OnnxGraph(files.onnx["encoder"]), OnnxGraph(files.onnx["decoder_step"])
+    one = enc.run({"images": _images(m)[:1].numpy()})
+    feed = {"tokens": np.array([m.vocab.start_id]), "h": one["h0"], "c": one["c0"]}
+    if m.decoder.has_attention:
+        feed.update(grid=one["grid"], keys=one["keys"])
+    assert step.run(feed)["logits"].shape == (1, len(m.vocab)) and step.vocab_size == len(m.vocab)
+    for bad in (-1, len(m.vocab)):
+        with pytest.raises(
+            ValueError, match=rf"{files.onnx['decoder_step']}: input 'tokens' .* outside the vocabulary"
+        ):
+            step.run({**feed, "tokens": np.array([bad])})
+    with pytest.raises(ValueError, match=r"input 'images' has an empty axis 0"):
+        enc.run({"images": _images(m)[:0].numpy()})

@@ -107,15 +107,63 @@ def load_audio(
     return np.ascontiguousarray(resample(wav, sr, sample_rate), dtype=np.float32)
 
 
+MAX_CHANNELS = 8  # a 2-D waveform's channel axis is its shorter one, of at most this many channels
+# integer PCM → float in [-1, 1): divide by the format's full scale (unsigned 8-bit is offset by 128)
+_PCM_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+
+
+def as_mono(wave: np.ndarray | object, allow_empty: bool = False) -> np.ndarray:
+    """An in-memory waveform as mono float32 (N,): a numpy array or torch tensor (or anything
+    ``np.asarray`` takes) of shape (N,), channels-first (C, N) or channels-last (N, C) — ``soundfile.read``'s
+    layout — whose channels are averaged. The channel axis is the shorter one (at most
+    :data:`MAX_CHANNELS`); a square 2-D array is refused as ambiguous. Integer PCM (int8, int16, int32,
+    uint8) is scaled to [-1, 1); float samples are taken as they are. No samples is an error unless
+    ``allow_empty`` (a streaming chunk).
+
+    Raises:
+        ValueError: another shape or dtype, no samples, NaN or infinite samples (the message says which).
+    """
+    x = wave.detach().cpu().numpy() if hasattr(wave, "detach") else np.asarray(wave)
+    if x.dtype == np.uint8:
+        x = (x.astype(np.float32) - 128.0) / 128.0
+    elif x.dtype in _PCM_SCALE:
+        x = x.astype(np.float32) / _PCM_SCALE[x.dtype]
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(
+            f"waveform samples of dtype {x.dtype} are not audio: give float samples in [-1, 1] "
+            "or int8/int16/int32/uint8 PCM"
+        )
+    if x.ndim == 2:
+        short = int(np.argmin(x.shape))
+        if x.shape[0] == x.shape[1] or x.shape[short] > MAX_CHANNELS:
+            raise ValueError(
+                f"cannot tell channels from samples in a waveform of shape {x.shape}: give (N,), (C, N) or "
+                f"(N, C) with at most {MAX_CHANNELS} channels"
+            )
+        x = x.mean(short)
+    if x.ndim != 1 or (x.size == 0 and not allow_empty):
+        raise ValueError(f"a waveform must be a non-empty (N,), (C, N) or (N, C) array, got shape {x.shape}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("the waveform holds NaN or infinite samples")
+    return x
+
+
 def is_silent(wav: np.ndarray, threshold: float = 1e-4) -> bool:
     """True when the peak amplitude is below ``threshold`` (digital silence)."""
     return wav.size == 0 or float(np.max(np.abs(wav))) < threshold
 
 
 def find_audio_files(root: str | os.PathLike[str]) -> list[Path]:
-    """Every file under ``root`` (recursively, sorted) whose extension is an audio format, plus any
-    other regular file that is not hidden (so non-audio files get reported, not silently ignored)."""
+    """Every regular file under ``root`` (recursively, sorted) that is not hidden and not inside a hidden
+    folder (``.git/``, ``.ipynb_checkpoints/``): audio files and also others, so that non-audio files get
+    reported, not silently ignored."""
     base = Path(root)
     if not base.is_dir():
         raise FileNotFoundError(f"audio_dir {base} is not a directory")
-    return sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in base.rglob("*") if p.is_file() and not is_hidden(p, base))
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """True when ``path`` or a folder between ``root`` and it has a name starting with a dot."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)

@@ -40,7 +40,10 @@ def _entry(raw: dict[str, object], where: str, base: Path) -> Utterance:
     missing = [k for k in ("audio_filepath", "text") if k not in raw or raw[k] is None]
     if missing:
         raise ManifestError(f"{where}: missing field(s) {missing}")
-    path = Path(os.path.expanduser(str(raw["audio_filepath"])))
+    for key in ("audio_filepath", "text"):  # a list, number or object would be trained as its Python repr
+        if not isinstance(raw[key], str):
+            raise ManifestError(f"{where}: {key} must be a string, got {type(raw[key]).__name__} {raw[key]!r:.60}")
+    path = Path(os.path.expanduser(raw["audio_filepath"]))
     if not path.is_absolute():
         path = base / path
     dur = raw.get("duration")
@@ -53,7 +56,7 @@ def _entry(raw: dict[str, object], where: str, base: Path) -> Utterance:
         duration = float(dur)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: duration {dur!r} is not a number") from None
-    return Utterance(str(path), duration, str(raw["text"]))
+    return Utterance(str(path), duration, raw["text"])
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:

@@ -12,13 +12,16 @@ leading/trailing silence.
 Generation is deterministic: the same :class:`SynthConfig` gives byte-identical wav and manifest
 files (every random draw comes from generators seeded by ``(seed, index)``). The corpus is cached
 under ``<data_dir>/speech_synth/<key>/`` where ``key`` hashes the config; a ``DONE`` file marks a
-complete corpus (generation goes to a temporary folder that is renamed at the end).
+complete corpus (generation goes to a temporary folder that is renamed at the end; one left by a killed
+build is removed by the next). ``sizes.json`` records every wav file's size: a file truncated or lost later is
+found at the next load (one ``stat`` per file), named in a warning, and the corpus is generated again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -34,7 +37,11 @@ from lstm_seq.audio.data.grammar import sample_sentence
 from lstm_seq.audio.data.io import resample
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
 from lstm_seq.cpus import usable_cpus
+from lstm_seq.outputs import OutputError, disk_refuses_writes
 from lstm_seq.settings import check, one_of, positive, prob
+from lstm_seq.stale_tmp import remove_stale, tmp_name
+
+log = logging.getLogger(__name__)
 
 ACCENTS = (
     "en-us",
@@ -265,9 +272,18 @@ def build_corpus(
     cfg = cfg or SynthConfig()
     out = corpus_dir(data_dir, cfg)
     manifests = {s: out / f"{s}.jsonl" for s in SPLITS}
+    remove_stale(out.parent)  # folders of builds killed before they finished
     if (out / "DONE").exists() and all(m.exists() for m in manifests.values()):
-        return manifests
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        damaged = _damaged_files(out)
+        if not damaged:
+            return manifests
+        log.warning(
+            "%s: %d audio file(s) are missing or differ in size from when the corpus was generated (%s%s); "
+            "generating the corpus again",
+            out, len(damaged), ", ".join(damaged[:3]), ", …" if len(damaged) > 3 else "",
+        )  # fmt: skip
+        (out / "DONE").unlink(missing_ok=True)  # no longer complete: replaced below
+    tmp = out.with_name(tmp_name(out.name))
     shutil.rmtree(tmp, ignore_errors=True)
     for s in SPLITS:
         (tmp / "wavs" / s).mkdir(parents=True)
@@ -283,8 +299,15 @@ def build_corpus(
         jobs += [(cfg, s, i, t, spk, str(tmp / "wavs" / s / f"{i:05d}.wav"), espeak) for s, i, t, spk in part]
     shards = [jobs[k : k + _SHARD] for k in range(0, len(jobs), _SHARD)]
     workers = max(1, min(workers or usable_cpus(), len(shards)))
-    with _context().Pool(workers, maxtasksperchild=1) as pool:
-        durations = [d for shard in pool.map(_render_shard, shards, chunksize=1) for d in shard]
+    try:
+        with _context().Pool(workers, maxtasksperchild=1) as pool:
+            durations = [d for shard in pool.map(_render_shard, shards, chunksize=1) for d in shard]
+    except Exception as exc:  # libsndfile says "System error." for a full disk: say which folder, and why
+        why = disk_refuses_writes(tmp)
+        if why is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {tmp}: {why} (generating the speech corpus)") from exc
     for split in SPLITS:
         rows = [
             Utterance(str(tmp / "wavs" / s / f"{i:05d}.wav"), round(d, 4), t)
@@ -298,11 +321,61 @@ def build_corpus(
     speakers = {k: [asdict(s) for s in v] for k, v in speakers.items()}
     (tmp / "speakers.json").write_text(json.dumps(speakers, indent=1, sort_keys=True) + "\n")
     (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True) + "\n")
+    _record_sizes(tmp)
     (tmp / "DONE").write_text("ok\n")
-    if out.exists():  # a concurrent or broken earlier run
-        shutil.rmtree(out, ignore_errors=True)
-    try:
-        os.replace(tmp, out)
-    except OSError:  # another process won the race: use its corpus
-        shutil.rmtree(tmp, ignore_errors=True)
+    _install(tmp, out)
     return manifests
+
+
+SIZES = "sizes.json"  # {wav path relative to the corpus folder: bytes}, checked at every load
+
+
+def _record_sizes(folder: Path) -> None:
+    sizes = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.glob("wavs/*/*.wav"))}
+    (folder / SIZES).write_text(json.dumps(sizes, indent=0, sort_keys=True) + "\n")
+
+
+def _damaged_files(folder: Path) -> list[str]:
+    """The corpus' wav files (relative paths) that are missing or whose size differs from :data:`SIZES`
+    (one ``stat`` per file). A corpus written before the record existed gets one now (where it can be written)."""
+    record = folder / SIZES
+    if not record.exists():
+        try:
+            _record_sizes(folder)
+        except OSError:  # a read-only copy: used unchecked, as before
+            pass
+        return []
+    try:
+        sizes = json.loads(record.read_text())
+    except ValueError:
+        return [SIZES]
+    damaged = []
+    for rel, size in sizes.items():
+        try:
+            ok = (folder / rel).stat().st_size == size
+        except OSError:
+            ok = False
+        if not ok:
+            damaged.append(rel)
+    return damaged
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``. A complete corpus another process put there first is kept
+    (it may be in use): then ``tmp`` is dropped. An incomplete ``out`` (no DONE) is moved aside, then removed."""
+    if out.exists() and not (out / "DONE").exists():
+        aside = out.with_name(tmp_name(out.name + ".old"))
+        try:
+            os.replace(out, aside)
+        except OSError:
+            pass
+        if (aside / "DONE").exists():  # finished by another process just now: put it back
+            try:
+                os.replace(aside, out)
+            except OSError:
+                pass
+        shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.replace(tmp, out)  # fails when out is a non-empty folder: another process finished first
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -76,6 +76,8 @@ class CTCBeamSearch:
         lm_weight: float = 1.0,
         word_score: float = 0.0,
     ) -> None:
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be ≥ 1, got {beam_size}")
         self.num_tokens, self.blank, self.space, self.tokens = num_tokens, blank, space, tokens
         self.lexicon = lexicon
         self.lm = lm if lexicon is not None else None

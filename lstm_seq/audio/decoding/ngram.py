@@ -12,6 +12,7 @@ sorted table), so a lookup is one :func:`torch.searchsorted` over a sorted key t
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -156,22 +157,41 @@ def read_arpa(text: str, path: str | os.PathLike[str]) -> list[dict[tuple[str, .
 def _parse_arpa(
     text: str, path: Path, max_order: int | None = None
 ) -> list[dict[tuple[str, ...], tuple[float, float]]]:
-    """Per order (up to ``max_order``): {n-gram: (log10 p, log10 back-off)} of an ARPA text read from ``path``."""
+    """Per order (up to ``max_order``): {n-gram: (log10 p, log10 back-off)} of an ARPA text read from ``path``.
+
+    Every section is checked against the ``ngram N=count`` header (sections past ``max_order`` are counted,
+    not parsed): a file cut short, or one whose header names a section it lacks, is refused. So is a NaN or
+    positive log-probability and a back-off that is not finite. Errors name the file (and line)."""
     grams: list[dict[tuple[str, ...], tuple[float, float]]] = []
+    declared: dict[int, int] = {}  # order -> count from the \data\ header
+    seen: dict[int, int] = {}  # order -> entry lines in its section
     section = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("ngram ") or line == "\\data\\":
+        if not line or line == "\\data\\":
+            continue
+        if line.startswith("ngram ") and section == 0:
+            order, _, count = line[6:].partition("=")
+            try:
+                declared[int(order)] = int(count)
+            except ValueError:
+                raise ValueError(f"{path}:{lineno}: not an ARPA header line: {raw!r}") from None
             continue
         if line == "\\end\\":
             break
         if line.startswith("\\") and line.endswith("-grams:"):
-            section = int(line[1:].split("-", 1)[0])
-            if max_order is not None and section > max_order:
-                break
-            grams += [{} for _ in range(section - len(grams))]
+            try:
+                section = int(line[1:].split("-", 1)[0])
+            except ValueError:
+                raise ValueError(f"{path}:{lineno}: not an ARPA section header: {raw!r}") from None
+            seen.setdefault(section, 0)
+            if max_order is None or section <= max_order:
+                grams += [{} for _ in range(section - len(grams))]
             continue
         if section == 0:
+            continue
+        seen[section] += 1
+        if max_order is not None and section > max_order:
             continue
         parts = line.split()
         try:
@@ -182,7 +202,17 @@ def _parse_arpa(
             raise ValueError(f"{path}:{lineno}: not an ARPA {section}-gram line: {raw!r}") from exc
         if len(gram) != section:
             raise ValueError(f"{path}:{lineno}: not an ARPA {section}-gram line: {raw!r}")
+        if math.isnan(lp) or lp > 0 or not math.isfinite(bow):  # log10 p ≤ 0 (-inf: p = 0); back-off finite
+            raise ValueError(
+                f"{path}:{lineno}: log-probability {lp} or back-off {bow} is not a valid log10 value"
+            )
         grams[section - 1][gram] = (lp, bow)
     if not grams or not grams[0]:
         raise ValueError(f"{path}: no \\1-grams: section (not an ARPA language model)")
+    for order, count in sorted(declared.items()):
+        if seen.get(order, 0) != count:
+            raise ValueError(
+                f"{path}: the header says {count} {order}-grams, the \\{order}-grams: section has "
+                f"{seen.get(order, 0)} (a file cut short?)"
+            )
     return grams

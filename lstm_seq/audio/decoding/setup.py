@@ -84,6 +84,13 @@ class DecodingSetup:
         words = sorted(w for w in unigrams if w not in (BOS, EOS, UNK) and set(w) <= spellable)
         skipped = len([w for w in unigrams if w not in (BOS, EOS, UNK)]) - len(words)
         if not words:
+            upper = [w for w in unigrams if w not in (BOS, EOS, UNK) and w != w.lower()]
+            if upper and any(set(w.lower()) <= spellable for w in upper):  # LibriSpeech's LMs are upper case
+                raise ValueError(
+                    f"decode.lm_path: {p} has no unigram the model's characters can spell: its words are upper "
+                    f"case (e.g. {upper[0]!r}) and the model's characters lower case; lower-case the file "
+                    "first, e.g. tr '[:upper:]' '[:lower:]' < in.arpa > out.arpa"
+                )
             raise ValueError(f"decode.lm_path: {p} has no unigram the model's characters can spell")
         if skipped:
             log.warning(

@@ -5,8 +5,10 @@ as items per split (train/val/test) plus, for the scenes, the in-memory image ar
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,8 @@ from lstm_seq.vision.data.synth import SceneConfig, load_or_generate
 SMOKE_SCENES = {"n_train": 96, "n_val": 16, "n_test": 24}
 SMOKE_ITEMS = 32  # per split for real datasets in smoke mode
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Corpus:
@@ -24,6 +28,11 @@ class Corpus:
 
     splits: dict[str, list[CaptionItem]]
     images: np.ndarray | None = None
+    missing: dict[str, int] = field(default_factory=dict)  # image files not found, per split (dropped)
+
+    def report(self) -> dict[str, int]:
+        """``data/<split>/missing_images`` for metrics.json (splits with a file-based image)."""
+        return {f"data/{split}/missing_images": n for split, n in sorted(self.missing.items())}
 
     def split(self, name: str) -> list[CaptionItem]:
         items = self.splits.get(name, [])
@@ -82,4 +91,24 @@ def load_corpus(name: str, data_dir: str | os.PathLike[str], smoke: bool = False
         raise ValueError(f"data.name={name!r}: expected scenes, coco, flickr or karpathy")
     if smoke:
         splits = {k: v[:SMOKE_ITEMS] for k, v in splits.items()}
-    return Corpus(splits)
+    return _drop_missing(splits)
+
+
+def _drop_missing(splits: dict[str, list[CaptionItem]]) -> Corpus:
+    """Items whose image file does not exist are dropped and counted (one missing file never stops a run);
+    a split none of whose images exists is an error naming its folder, raised before any training."""
+    kept: dict[str, list[CaptionItem]] = {}
+    missing: dict[str, int] = {}
+    for split, items in splits.items():
+        kept[split] = [it for it in items if os.path.isfile(it.image)]
+        missing[split] = len(items) - len(kept[split])
+        if items and not kept[split]:
+            folder = os.path.commonpath([str(Path(it.image).parent) for it in items])
+            raise ValueError(
+                f"{folder}: none of the {len(items)} images of the {split!r} split is there "
+                f"(e.g. {items[0].image}); check data.image_dir / data.image_dirs.{split}"
+            )
+        if missing[split]:
+            example = next(it.image for it in items if not os.path.isfile(it.image))
+            log.warning("%s: %d image file(s) not found, skipped (e.g. %s)", split, missing[split], example)
+    return Corpus(kept, missing={k: n for k, n in missing.items() if splits[k]})

@@ -40,6 +40,16 @@ def _utf8(path: Path) -> str:
     return read_utf8(path, ValueError)
 
 
+class _NotText(TypeError):
+    """A caption that is not a string (null, a list, a number): the message says where in the file."""
+
+
+def _caption(value: object, where: str) -> str:
+    if not isinstance(value, str):  # str() would train "none" or "['a', 'list']" as a caption
+        raise _NotText(f"{where} must be a string, got {type(value).__name__} {value!r:.60}")
+    return value.strip()
+
+
 def read_coco(
     annotations: str | os.PathLike[str], image_dir: str | os.PathLike[str], split: str
 ) -> list[CaptionItem]:
@@ -47,15 +57,17 @@ def read_coco(
     ``file_name``, ``annotations`` with ``image_id`` and ``caption``). Images without captions are skipped."""
     ann_path = _need(Path(annotations), "coco annotations")
     try:
-        data = json.loads(ann_path.read_text())
+        data = json.loads(_utf8(ann_path))
         files = {int(im["id"]): im["file_name"] for im in data["images"]}
         caps: dict[int, list[str]] = defaultdict(list)
-        for a in data["annotations"]:
-            caps[int(a["image_id"])].append(str(a["caption"]).strip())
+        for k, a in enumerate(data["annotations"]):
+            caps[int(a["image_id"])].append(_caption(a["caption"], f"annotations[{k}].caption"))
         root = Path(image_dir)
         return [
             CaptionItem(str(root / files[i]), caps[i], split, str(i)) for i in sorted(files) if caps.get(i)
         ]
+    except _NotText as exc:
+        raise ValueError(f"{ann_path}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         # ValueError covers bad JSON and non-UTF-8 bytes; the others a JSON of the wrong shape
         raise ValueError(f"{ann_path}: not a COCO captions file ({type(exc).__name__}: {exc})") from exc
@@ -97,15 +109,18 @@ def read_karpathy(json_file: str | os.PathLike[str], image_dir: str | os.PathLik
     counts as train."""
     path = _need(Path(json_file), "karpathy split file")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(_utf8(path))
         root = Path(image_dir)
         out = []
         for im in data["images"]:
             split = "train" if im["split"] == "restval" else im["split"]
             rel = Path(im.get("filepath", "")) / im["filename"]
-            caps = [s["raw"].strip() for s in im["sentences"]]
+            where = f"images[{len(out)}].sentences"
+            caps = [_caption(s["raw"], f"{where}[{j}].raw") for j, s in enumerate(im["sentences"])]
             iid = str(im.get("cocoid", im.get("imgid", im["filename"])))
             out.append(CaptionItem(str(root / rel), caps, split, iid))
+    except _NotText as exc:
+        raise ValueError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         # ValueError covers bad JSON and non-UTF-8 bytes; the others a JSON of the wrong shape
         raise ValueError(f"{path}: not a Karpathy split file ({type(exc).__name__}: {exc})") from exc

@@ -122,8 +122,15 @@ class ImageTransform:
 
 
 def list_images(root: str | os.PathLike[str]) -> list[Path]:
-    """Every file under ``root`` (recursively, sorted) whose extension looks like an image."""
+    """Every file under ``root`` (recursively, sorted) whose extension looks like an image; hidden files and
+    files in hidden folders (``.thumbnails/``, ``._photo.jpg``) are left out."""
     r = Path(root)
     if not r.is_dir():
         raise FileNotFoundError(f"image_dir {r} is not a directory")
-    return sorted(p for p in r.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(
+        p
+        for p in r.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(r).parts)
+    )

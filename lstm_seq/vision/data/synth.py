@@ -26,9 +26,10 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import json
+import logging
 import os
 import shutil
-import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from lstm_seq.settings import at_least, check, positive
+from lstm_seq.stale_tmp import remove_stale, tmp_name
+
+log = logging.getLogger(__name__)
 
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -423,26 +427,69 @@ def load_or_generate(
     """The corpus from ``<data_dir>/scenes/<cfg.key()>/``, generated and cached on first use.
 
     Safe when several processes start at once: each writes a private temporary folder and renames it
-    into place; the loser of the race uses the winner's (identical) copy.
+    into place; the loser of the race uses the winner's (identical) copy. A temporary folder left by a killed
+    process is removed by the next call; a cache that does not read back (a truncated ``images.npy`` or
+    ``captions.json``) is reported by name and generated again.
     """
     root = Path(data_dir) / "scenes"
     final = root / cfg.key()
-    if not (final / "captions.json").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        images, records = generate(cfg)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{cfg.key()}."))
+    remove_stale(root, ".*.tmp*")
+    _remove_unmarked_temps(root)
+    if (final / "captions.json").exists():
         try:
-            np.save(tmp / "images.npy", images)
-            (tmp / "captions.json").write_text(json.dumps({"config": asdict(cfg), "images": records}))
+            return _read_scenes(final, cfg)
+        except ValueError as exc:
+            log.warning("%s; generating the scenes again", exc)
+            aside = root / tmp_name(f".{cfg.key()}.bad")
             try:
-                os.rename(tmp, final)
+                os.replace(final, aside)
             except OSError:
-                if not (final / "captions.json").exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    images = np.load(final / "images.npy")
-    records = json.loads((final / "captions.json").read_text())["images"]
+                pass
+            shutil.rmtree(aside, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    images, records = generate(cfg)
+    tmp = root / tmp_name(f".{cfg.key()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        np.save(tmp / "images.npy", images)
+        (tmp / "captions.json").write_text(json.dumps({"config": asdict(cfg), "images": records}))
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "captions.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _read_scenes(final, cfg)
+
+
+LEGACY_TMP_AGE_S = 3600.0  # generating the scenes takes seconds
+
+
+def _remove_unmarked_temps(root: Path) -> None:
+    """Hidden folders ``.<key>.<random>`` of earlier versions (no writer in the name) older than an hour."""
+    if not root.is_dir():
+        return
+    for d in root.glob(".*"):
+        if d.is_dir() and ".tmp" not in d.name and time.time() - d.stat().st_mtime > LEGACY_TMP_AGE_S:
+            shutil.rmtree(d, ignore_errors=True)
+            log.info("removed %s, left by a generation that did not finish", d)
+
+
+def _read_scenes(folder: Path, cfg: SceneConfig) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The cached images and records; ``ValueError`` naming the file that does not read back whole."""
+    path = folder / "images.npy"
+    try:
+        images = np.load(path)
+        path = folder / "captions.json"
+        records = json.loads(path.read_text(encoding="utf-8"))["images"]
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: the cached scene corpus is damaged ({type(exc).__name__}: {exc})") from None
+    n = cfg.n_train + cfg.n_val + cfg.n_test
+    if images.ndim != 4 or len(images) != n or len(records) != n:
+        raise ValueError(f"{folder}: the cached scene corpus is damaged ({len(images)} images, {len(records)} "
+                         f"records, {n} expected)")  # fmt: skip
     return images, records
 
 
