@@ -330,7 +330,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--data-dir", type=Path, default=ROOT / "data", help="corpus and held-out audio cache"
     )
     parser.add_argument(
-        "--test-manifest", type=Path, default=None, help="in-domain set (default: the default corpus' test)"
+        "--test-manifest",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="in-domain sets (default: the default corpus' test); also test-<engine>.jsonl beside it if present",
     )
     parser.add_argument("--no-in-domain", action="store_true", help="skip the eSpeak NG test split")
     parser.add_argument("--tag", default="", help="suffix of the result file name")
@@ -353,8 +357,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     rows: list[dict[str, Any]] = []
     if not args.no_in_domain:
-        manifest = args.test_manifest or default_test_manifest(args.data_dir)
-        rows.append(score(module, beam, manifest, "espeak-ng test (in-domain)"))
+        manifests = args.test_manifest or [default_test_manifest(args.data_dir)]
+        for k, manifest in enumerate(manifests):
+            rows.append(
+                score(module, beam, manifest, "espeak-ng test (in-domain)" if k == 0 else manifest.stem)
+            )
+            for part in sorted(manifest.parent.glob(f"{manifest.stem}-*.jsonl")):  # per engine
+                rows.append(score(module, beam, part, f"  {part.stem}"))
     texts = heldout_sentences(args.per_voice, set(module.decoding.sentences), args.seed)
     skipped: list[str] = []
     held: list[dict[str, Any]] = []

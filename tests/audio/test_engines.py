@@ -75,6 +75,11 @@ def test_two_engine_corpus_regenerates_byte_identically(tmp_path: Path) -> None:
     rows = {s: read_manifest(a[s]) for s in synth.SPLITS}
     picos = [(s, i, t) for s, i, t, spk in plan if spk.engine == "pico"]
     assert len(picos) >= 50
+    per_engine = {e: read_manifest(a["test"].parent / f"test-{e}.jsonl") for e in ("espeak", "pico")}
+    assert len(per_engine["pico"]) == sum(s == "test" for s, _, _ in picos) > 0
+    assert sorted(u.audio_filepath for v in per_engine.values() for u in v) == sorted(
+        u.audio_filepath for u in rows["test"]
+    )
     for split, i, text in picos[:5]:
         u = rows[split][i]
         assert u.text == text

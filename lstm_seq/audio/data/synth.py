@@ -391,6 +391,14 @@ def build_corpus(
             if s == split
         ]
         write_manifest(tmp / f"{split}.jsonl", rows, relative=True)
+    if len(cfg.engines) > 1:  # the test split of each engine too, for in-domain WER per engine
+        for engine in cfg.engines:
+            rows = [
+                Utterance(str(tmp / "wavs" / "test" / f"{i:05d}.wav"), round(d, 4), t)
+                for (s, i, t, spk), d in zip(plan, durations, strict=True)
+                if s == "test" and spk.engine == engine
+            ]
+            write_manifest(tmp / f"test-{engine}.jsonl", rows, relative=True)
     shutil.rmtree(
         tmp / "espeak", ignore_errors=True
     )  # links into the wheel; the voice files are in speakers.json
