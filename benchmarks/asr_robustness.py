@@ -252,13 +252,27 @@ def _finish(raw: Path, index: int, voice_id: int, cfg: HeldOutConfig, path: Path
     return wav.shape[0] / cfg.sample_rate
 
 
+def _heldout_dir(
+    engine: Engine, voice: str, texts: Sequence[str], cfg: HeldOutConfig, data_dir: Path
+) -> Path:
+    blob = json.dumps({"v": _VERSION, "cfg": asdict(cfg), "texts": list(texts)}, sort_keys=True)
+    key = hashlib.sha1(blob.encode()).hexdigest()[:10]
+    return Path(data_dir).resolve() / "asr_robustness" / f"{engine.name}-{voice}-{key}"
+
+
+def cached_heldout(
+    engine: Engine, voice: str, texts: Sequence[str], cfg: HeldOutConfig, data_dir: Path
+) -> bool:
+    """Whether that set is already rendered under ``data_dir`` (then it is scored even where the engine is missing,
+    e.g. on a machine the audio was copied to)."""
+    return (_heldout_dir(engine, voice, texts, cfg, data_dir) / "DONE").exists()
+
+
 def build_heldout(
     engine: Engine, voice: str, texts: Sequence[str], cfg: HeldOutConfig, data_dir: Path
 ) -> Path:
     """The manifest of ``texts`` spoken by ``engine``/``voice`` (rendered once, then reused)."""
-    blob = json.dumps({"v": _VERSION, "cfg": asdict(cfg), "texts": list(texts)}, sort_keys=True)
-    key = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    out = Path(data_dir).resolve() / "asr_robustness" / f"{engine.name}-{voice}-{key}"
+    out = _heldout_dir(engine, voice, texts, cfg, data_dir)
     manifest = out / "manifest.jsonl"
     if (out / "DONE").exists() and manifest.exists():
         return manifest
@@ -370,19 +384,21 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name in args.engines:
         engine = ENGINES[name]
         have = engine.available()
-        if not have:
+        voice_texts = {v: engine.texts(v, args.seed) if engine.texts else texts for v in engine.voices}
+        cached = {v for v, t in voice_texts.items() if cached_heldout(engine, v, t, cfg, args.data_dir)}
+        if not have and not cached:
             msg = f"skipping {name}: not installed (Debian/Ubuntu: {engine.install})"
             print(msg)
             skipped.append(msg)
             continue
         voice_rows = []
         for voice in engine.voices:
-            if voice not in have:
+            if voice not in have and voice not in cached:
                 msg = f"skipping {name} voice {voice}: not installed ({engine.install})"
                 print(msg)
                 skipped.append(msg)
                 continue
-            own = engine.texts(voice, args.seed) if engine.texts else texts
+            own = voice_texts[voice]
             manifest = build_heldout(engine, voice, own, cfg, args.data_dir)
             voice_rows.append(score(module, beam, manifest, f"{name}/{voice}"))
             voice_rows[-1]["real"] = engine.real
