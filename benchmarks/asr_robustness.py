@@ -1,11 +1,16 @@
 """ASR robustness: WER/CER on the eSpeak NG test split (in-domain) vs synthesisers training never uses.
 
-The held-out sets are *new* sentences of the project's grammar (:mod:`lstm_seq.audio.data.grammar`; every sentence
+The synthetic held-out sets are *new* sentences of the project's grammar (:mod:`lstm_seq.audio.data.grammar`; every sentence
 that occurs in the checkpoint's training transcripts is rejected), spoken by other engines:
 
 * ``flite`` (Debian: ``apt-get install flite``): voices kal16, awb, rms, slt;
 * ``festival`` (``apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts``): voices
-  kal_diphone, ked_diphone, cmu_us_slt_arctic_hts (an HTS voice trained on a real speaker).
+  kal_diphone, ked_diphone, cmu_us_slt_arctic_hts (an HTS voice trained on a real speaker);
+* ``asterisk``: **real speech**, the studio prompts of one human speaker (Allison Smith, Asterisk PBX core
+  sounds, CC-BY-SA-3.0; ``apt-get install asterisk-core-sounds-en-wav``), 8 kHz telephone band. Set ``words``: the
+  48 prompts that are grammar words, each alone (numbers, ordinals, "hundred", "today", "minutes", …); set
+  ``phrases``: 40 short commands of 2–3 words ("five minutes", "at nine o'clock", …) made by joining prompts with
+  a short pause. Evaluation only: the words occur in training transcripts, the speaker never does.
 
 Each utterance is resampled to the model's rate, peak-normalised to a random level, padded with a little
 silence and gets mild white noise (20–35 dB SNR), every draw seeded by (seed, voice, index). A missing engine
@@ -48,7 +53,7 @@ import torch
 
 from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.audio import recipe
-from lstm_seq.audio.data.grammar import sample_sentence
+from lstm_seq.audio.data.grammar import NUMBERS, ORDINALS, sample_sentence
 from lstm_seq.audio.data.io import load_audio
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus
@@ -63,13 +68,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Engine:
-    """A test-only synthesiser: its voices, how to install it and how to render a list of sentences."""
+    """A test-only source of speech: its voices (or sets), how to install it and how to render a list of texts."""
 
     name: str
     voices: tuple[str, ...]
     install: str  # the message for a missing engine or voice
     available: Callable[[], set[str]]  # the voices installed here (empty: engine missing)
     render: Callable[[str, Sequence[str], Path], list[Path]]  # (voice, texts, folder) -> wav files
+    texts: Callable[[str, int], list[str]] | None = None  # (voice, seed) -> its own fixed texts (recordings)
+    real: bool = False  # human recordings, reported apart from the synthetic engines
 
 
 def _flite_voices() -> set[str]:
@@ -112,6 +119,73 @@ def _festival_render(voice: str, texts: Sequence[str], folder: Path) -> list[Pat
     return paths
 
 
+_ASTERISK_ROOTS = ("/usr/share/asterisk/sounds/en_US_f_Allison", "/usr/share/asterisk/sounds/en")
+_NUMBER_FILES = {
+    **{w: f"digits/{n}" for n, w in enumerate(NUMBERS[:21])},  # zero … twenty
+    **{w: f"digits/{10 * k}" for k, w in enumerate(NUMBERS[21:28], start=3)},  # thirty … ninety
+    "hundred": "digits/hundred",
+}
+ASTERISK_WORDS: dict[str, str] = {  # grammar word -> prompt file (without .wav)
+    **_NUMBER_FILES,
+    **{w: f"digits/h-{k}" for k, w in enumerate(ORDINALS, start=1)},  # first … tenth
+    "today": "digits/today",
+    "tomorrow": "digits/tomorrow",
+    "o'clock": "digits/oclock",
+    "at": "digits/at",
+    "for": "for",
+    "is": "is",
+    "hours": "hours",
+    "minutes": "minutes",
+    "seconds": "seconds",
+}
+
+
+def _asterisk_root() -> Path | None:
+    return next((Path(r) for r in _ASTERISK_ROOTS if (Path(r) / "digits" / "1.wav").exists()), None)
+
+
+def _asterisk_sets() -> set[str]:
+    return {"words", "phrases"} if _asterisk_root() is not None else set()
+
+
+def _asterisk_texts(voice: str, seed: int) -> list[str]:
+    """``words``: every mapped grammar word alone; ``phrases``: 40 distinct 2–3 word commands (seeded)."""
+    if voice == "words":
+        return sorted(ASTERISK_WORDS)
+    rng = random.Random(f"asterisk-{seed}")
+    nums = list(_NUMBER_FILES)
+    small = list(NUMBERS[1:13])  # one … twelve, for clock times
+    forms = [
+        lambda: f"{rng.choice(nums)} {rng.choice(['hours', 'minutes', 'seconds'])}",
+        lambda: f"{rng.choice(small)} o'clock",
+        lambda: f"at {rng.choice(small)} o'clock",
+        lambda: f"{rng.choice(['today', 'tomorrow'])} at {rng.choice(small)}",
+        lambda: f"{rng.choice(nums)} {rng.choice(nums)}",
+        lambda: f"{rng.choice(nums)} {rng.choice(nums)} {rng.choice(nums)}",
+    ]
+    out: list[str] = []
+    while len(out) < 40:
+        text = rng.choice(forms)()
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _asterisk_render(voice: str, texts: Sequence[str], folder: Path) -> list[Path]:
+    """Each text's words as the speaker's prompts, joined with 120 ms of silence, at the prompts' 8 kHz."""
+    root = _asterisk_root()
+    assert root is not None
+    paths = []
+    for i, text in enumerate(texts):
+        parts = []
+        for w in text.split():
+            wav, sr = sf.read(root / f"{ASTERISK_WORDS[w]}.wav", dtype="float32")
+            parts += [wav, np.zeros(int(0.12 * sr), np.float32)]
+        paths.append(folder / f"raw{i:04d}.wav")
+        sf.write(paths[-1], np.concatenate(parts[:-1]), sr, subtype="PCM_16")
+    return paths
+
+
 ENGINES: dict[str, Engine] = {
     "flite": Engine(
         "flite", ("kal16", "awb", "rms", "slt"), "apt-get install flite", _flite_voices, _flite_render
@@ -122,6 +196,15 @@ ENGINES: dict[str, Engine] = {
         "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
         _festival_voices,
         _festival_render,
+    ),
+    "asterisk": Engine(
+        "asterisk",
+        ("words", "phrases"),
+        "apt-get install asterisk-core-sounds-en-wav",
+        _asterisk_sets,
+        _asterisk_render,
+        texts=_asterisk_texts,
+        real=True,
     ),
 }
 
@@ -169,13 +252,27 @@ def _finish(raw: Path, index: int, voice_id: int, cfg: HeldOutConfig, path: Path
     return wav.shape[0] / cfg.sample_rate
 
 
+def _heldout_dir(
+    engine: Engine, voice: str, texts: Sequence[str], cfg: HeldOutConfig, data_dir: Path
+) -> Path:
+    blob = json.dumps({"v": _VERSION, "cfg": asdict(cfg), "texts": list(texts)}, sort_keys=True)
+    key = hashlib.sha1(blob.encode()).hexdigest()[:10]
+    return Path(data_dir).resolve() / "asr_robustness" / f"{engine.name}-{voice}-{key}"
+
+
+def cached_heldout(
+    engine: Engine, voice: str, texts: Sequence[str], cfg: HeldOutConfig, data_dir: Path
+) -> bool:
+    """Whether that set is already rendered under ``data_dir`` (then it is scored even where the engine is missing,
+    e.g. on a machine the audio was copied to)."""
+    return (_heldout_dir(engine, voice, texts, cfg, data_dir) / "DONE").exists()
+
+
 def build_heldout(
     engine: Engine, voice: str, texts: Sequence[str], cfg: HeldOutConfig, data_dir: Path
 ) -> Path:
     """The manifest of ``texts`` spoken by ``engine``/``voice`` (rendered once, then reused)."""
-    blob = json.dumps({"v": _VERSION, "cfg": asdict(cfg), "texts": list(texts)}, sort_keys=True)
-    key = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    out = Path(data_dir).resolve() / "asr_robustness" / f"{engine.name}-{voice}-{key}"
+    out = _heldout_dir(engine, voice, texts, cfg, data_dir)
     manifest = out / "manifest.jsonl"
     if (out / "DONE").exists() and manifest.exists():
         return manifest
@@ -247,7 +344,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--data-dir", type=Path, default=ROOT / "data", help="corpus and held-out audio cache"
     )
     parser.add_argument(
-        "--test-manifest", type=Path, default=None, help="in-domain set (default: the default corpus' test)"
+        "--test-manifest",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="in-domain sets (default: the default corpus' test); also test-<engine>.jsonl beside it if present",
     )
     parser.add_argument("--no-in-domain", action="store_true", help="skip the eSpeak NG test split")
     parser.add_argument("--tag", default="", help="suffix of the result file name")
@@ -270,34 +371,43 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     rows: list[dict[str, Any]] = []
     if not args.no_in_domain:
-        manifest = args.test_manifest or default_test_manifest(args.data_dir)
-        rows.append(score(module, beam, manifest, "espeak-ng test (in-domain)"))
+        manifests = args.test_manifest or [default_test_manifest(args.data_dir)]
+        for k, manifest in enumerate(manifests):
+            rows.append(
+                score(module, beam, manifest, "espeak-ng test (in-domain)" if k == 0 else manifest.stem)
+            )
+            for part in sorted(manifest.parent.glob(f"{manifest.stem}-*.jsonl")):  # per engine
+                rows.append(score(module, beam, part, f"  {part.stem}"))
     texts = heldout_sentences(args.per_voice, set(module.decoding.sentences), args.seed)
     skipped: list[str] = []
     held: list[dict[str, Any]] = []
     for name in args.engines:
         engine = ENGINES[name]
         have = engine.available()
-        if not have:
+        voice_texts = {v: engine.texts(v, args.seed) if engine.texts else texts for v in engine.voices}
+        cached = {v for v, t in voice_texts.items() if cached_heldout(engine, v, t, cfg, args.data_dir)}
+        if not have and not cached:
             msg = f"skipping {name}: not installed (Debian/Ubuntu: {engine.install})"
             print(msg)
             skipped.append(msg)
             continue
         voice_rows = []
         for voice in engine.voices:
-            if voice not in have:
+            if voice not in have and voice not in cached:
                 msg = f"skipping {name} voice {voice}: not installed ({engine.install})"
                 print(msg)
                 skipped.append(msg)
                 continue
-            manifest = build_heldout(engine, voice, texts, cfg, args.data_dir)
+            own = voice_texts[voice]
+            manifest = build_heldout(engine, voice, own, cfg, args.data_dir)
             voice_rows.append(score(module, beam, manifest, f"{name}/{voice}"))
+            voice_rows[-1]["real"] = engine.real
         if voice_rows:
-            held.append(_pooled(name, voice_rows))
+            held.append({**_pooled(name, voice_rows), "real": engine.real})
             held.extend(voice_rows)
-    engine_rows = [r for r in held if "voices" in r]
+    engine_rows = [r for r in held if "voices" in r and not r["real"]]
     if engine_rows:
-        held.insert(0, _pooled("held-out (all engines)", engine_rows))
+        held.insert(0, _pooled("held-out (all synthetic engines)", engine_rows))
     rows.extend(held)
     shutil.rmtree(work, ignore_errors=True)
 

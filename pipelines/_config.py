@@ -167,6 +167,7 @@ SpeechSynthDataConfig = extend(
     ASRDataConfig,
     *_like(SynthConfig, "n_utterances", "voices", "n_speakers", "rate_wpm", "val_speakers", "test_speakers"),
     *_like(SynthConfig, "val_fraction", "test_fraction", "snr_db", "seed"),
+    *_like(SynthConfig, "engines", "pico_share", "pico_speakers", "short_fraction"),
     ("smoke_utterances", int, positive(160)),  # n_utterances with debug=smoke
     ("synth_workers", int | None, positive(None)),  # synthesis processes (None = CPUs, at most 4)
 )

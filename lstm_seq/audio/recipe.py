@@ -52,6 +52,10 @@ def synthetic_manifests(data: Mapping[str, Any], data_dir: Path, workers: int = 
         sample_rate=data["sample_rate"],
         snr_db=tuple(data["snr_db"]),
         seed=data["seed"],
+        engines=tuple(data.get("engines", SynthConfig.engines)),
+        pico_share=data.get("pico_share", SynthConfig.pico_share),
+        pico_speakers=data.get("pico_speakers", SynthConfig.pico_speakers),
+        short_fraction=data.get("short_fraction", SynthConfig.short_fraction),
     )
     t0 = time.time()
     paths = build_corpus(data_dir, synth, workers=workers)

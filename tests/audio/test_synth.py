@@ -51,7 +51,7 @@ def test_corpus_files_and_speaker_split(tiny_corpus: dict[str, Path]) -> None:
     assert sum(sizes.values()) == TINY.n_utterances and min(sizes.values()) >= 1
     u = read_manifest(tiny_corpus["test"])[0]
     info = sf.info(u.audio_filepath)
-    assert info.samplerate == 16000 and info.channels == 1 and 0.8 < info.duration < 6
+    assert info.samplerate == 16000 and info.channels == 1 and 0.3 < info.duration < 6  # short commands too
     assert abs(info.duration - u.duration) < 1e-3
     speakers = json.loads((tiny_corpus["train"].parent / "speakers.json").read_text())
     assert set(speakers) == {"train", "val", "test"}

@@ -1,8 +1,10 @@
 """A small English command grammar for the synthetic speech corpus.
 
 Sentences such as "turn left at the third red door" or "don't put the green cup on the table",
-drawn from templates over word lists (commands, numbers, colours, objects, places). Everything is
-lower case a-z, space and apostrophe, the character vocabulary of the acoustic model.
+drawn from templates over word lists (commands, numbers, colours, objects, places), and short utterances of
+1–3 words ("stop", "third", "five minutes"; :func:`sample_short`), so that a recogniser whose LM is estimated on
+the corpus does not force an isolated word into a sentence. Everything is lower case a-z, space and
+apostrophe, the character vocabulary of the acoustic model.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import random
 DIRECTIONS = ("left", "right", "up", "down", "forward", "back", "north", "south", "east", "west")
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 NUMBERS = (
-    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "fifteen", "twenty", "thirty", "forty", "fifty", "hundred",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred",
 )  # fmt: skip
 COLOURS = (
     "red", "green", "blue", "yellow", "black", "white", "orange", "purple",
@@ -33,6 +36,7 @@ PREPOSITIONS = ("on", "under", "behind", "near", "beside", "inside", "above", "b
 TIMES = ("seconds", "minutes", "hours", "days")
 ADVERBS = ("quickly", "slowly", "carefully", "quietly", "now", "again", "later", "today", "tomorrow")
 SIZES = ("big", "small", "old", "new", "tall", "short", "heavy", "light")
+COMMANDS = ("stop", "go", "wait", "yes", "no", "cancel", "pause", "help", "repeat", "continue")
 
 # Each template is a list of slots: a literal word/phrase or a word-list name.
 _LISTS: dict[str, tuple[str, ...]] = {
@@ -46,6 +50,7 @@ _LISTS: dict[str, tuple[str, ...]] = {
     "TIME": TIMES,
     "ADV": ADVERBS,
     "SIZE": SIZES,
+    "CMD": COMMANDS,
 }
 TEMPLATES: tuple[str, ...] = (
     "turn DIR at the ORD COL OBJ",
@@ -73,12 +78,37 @@ TEMPLATES: tuple[str, ...] = (
     "leave the OBJ at the PLACE ADV",
     "count NUM COL OBJ",
 )
+# Short utterances (1-3 words): a command, a word alone, a number with its unit.
+SHORT_TEMPLATES: tuple[str, ...] = (
+    "CMD",
+    "CMD",
+    "CMD now",
+    "CMD please",
+    "NUM",
+    "NUM",
+    "ORD",
+    "ORD",
+    "the ORD",
+    "DIR",
+    "turn DIR",
+    "go DIR",
+    "NUM TIME",
+    "NUM TIME",
+    "NUM NUM",
+    "NUM NUM NUM",
+    "NUM o'clock",
+    "at NUM",
+    "COL",
+    "the COL OBJ",
+    "the PLACE",
+    "ADV",
+)
 
 
 def vocabulary() -> set[str]:
     """Every word the grammar can produce."""
     words: set[str] = set()
-    for template in TEMPLATES:
+    for template in TEMPLATES + SHORT_TEMPLATES:
         for slot in template.split():
             words.update(_LISTS.get(slot, (slot,)))
     return words
@@ -88,3 +118,14 @@ def sample_sentence(rng: random.Random) -> str:
     """One sentence, drawn with ``rng`` (deterministic for a seeded ``random.Random``)."""
     template = rng.choice(TEMPLATES)
     return " ".join(rng.choice(_LISTS[s]) if s in _LISTS else s for s in template.split())
+
+
+def sample_short(rng: random.Random) -> str:
+    """One short utterance of 1–3 words (a command, a number, an ordinal, "five minutes", …), drawn with ``rng``."""
+    template = rng.choice(SHORT_TEMPLATES)
+    return " ".join(rng.choice(_LISTS[s]) if s in _LISTS else s for s in template.split())
+
+
+def sample_utterance(rng: random.Random, short_fraction: float) -> str:
+    """A short utterance (:func:`sample_short`) with probability ``short_fraction``, else a sentence."""
+    return sample_short(rng) if rng.random() < short_fraction else sample_sentence(rng)

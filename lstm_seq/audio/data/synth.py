@@ -1,13 +1,22 @@
-"""The embedded speech corpus: grammar sentences spoken by eSpeak NG, generated on first use.
+"""The embedded speech corpus: grammar sentences and short commands spoken by eSpeak NG and SVOX Pico, generated
+on first use.
 
 Speakers are an English accent with one of eSpeak NG's 13 stock variants (``voices="stock"``, the default), or
 (``voices="generated"``) an English accent (``en-us``, ``en-gb-scotland``, …) with a
 voice of their own: an eSpeak NG voice-variant file drawn from the speaker's seed (:func:`generate_voice`: sex,
 vocal-tract scale of the formant frequencies, formant strengths and widths, pitch base and range, tone curve,
 flutter, roughness, voicing and consonant strength, intonation style, Klatt or the default synthesiser, stress
-lengths and amplitudes, word gaps, echo); each speaker also has a speaking rate and a pitch. Speakers, not utterances, are split into train / val / test, so
-every test speaker is unseen in training. Each utterance gets mild white noise at a random SNR and a little
-leading/trailing silence.
+lengths and amplitudes, word gaps, echo); each speaker also has a speaking rate and a pitch. With
+``engines=("espeak", "pico")`` a share ``pico_share`` of every split is spoken by SVOX Pico speakers
+(:mod:`lstm_seq.audio.data.pico`): each of ``pico_speakers`` is one of Pico's two English voices with a speaking
+rate, a pitch and a vocal-tract factor of its own, drawn from ``(seed, speaker)``; the vocal-tract factor scales
+every formant by resampling the voice (the speed perturbation of :mod:`~lstm_seq.audio.data.augment`, with rate
+and pitch compensated, so a per-speaker VTLP warp). Where Pico is not installed the corpus says so and is built
+from eSpeak NG alone (its config, and so its cache key, then names eSpeak only). A share ``short_fraction`` of the
+utterances are short commands and isolated words (:func:`lstm_seq.audio.data.grammar.sample_short`). Speakers,
+not utterances, are split into train / val / test within every engine, so every test speaker is unseen in
+training. Each utterance gets mild white noise at a random SNR and a little leading/trailing silence.
+``engines.json`` in the corpus records the engines that built it and their versions.
 
 Generation is deterministic: the same :class:`SynthConfig` gives byte-identical wav and manifest
 files (every random draw comes from generators seeded by ``(seed, index)``). The corpus is cached
@@ -26,14 +35,16 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from lstm_seq.audio.data import pico
+from lstm_seq.audio.data.augment import speed_perturb
 from lstm_seq.audio.data.espeak import ESpeak, voice_data_dir
-from lstm_seq.audio.data.grammar import sample_sentence
+from lstm_seq.audio.data.grammar import sample_utterance
 from lstm_seq.audio.data.io import resample
 from lstm_seq.audio.data.manifest import Utterance, write_manifest
 from lstm_seq.cpus import usable_cpus
@@ -56,7 +67,9 @@ ACCENTS = (
 # f2, f3 and f5 are left out: their breath noise is not reproducible from run to run.
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4", "klatt", "klatt2", "klatt3", "klatt4")
 SPLITS = ("train", "val", "test")
-_VERSION = 3  # bump when generation changes, so old caches are not reused
+ENGINES = ("espeak", "pico")
+ENGINE_NAMES = {"espeak": "eSpeak NG", "pico": "SVOX Pico"}
+_VERSION = 4  # bump when generation changes, so old caches are not reused
 _SHARD = 100  # utterances rendered by one fresh process (part of the output's definition)
 
 
@@ -81,10 +94,21 @@ class SynthConfig:
     accents: tuple[str, ...] = ACCENTS
     variants: tuple[str, ...] = VARIANTS
     seed: int = 0
+    engines: tuple[str, ...] = ("espeak",)  # synthesisers: "espeak" (eSpeak NG) and/or "pico" (SVOX Pico)
+    pico_share: float = prob(0.35)  # share of each split's utterances spoken by Pico speakers (with "pico")
+    pico_speakers: int = positive(60)  # Pico speakers: 2 voices × drawn rate, pitch and vocal-tract factor
+    pico_tract: tuple[float, float] = (0.86, 1.16)  # vocal-tract (formant) factor range over Pico speakers
+    pico_pitch: tuple[float, float] = (0.8, 1.3)  # pitch-multiplier range over Pico speakers
+    short_fraction: float = prob(0.15)  # share of utterances that are 1-3 word commands / isolated words
     extra: dict[str, str] = field(default_factory=dict)  # free-form, part of the key
 
     def __post_init__(self) -> None:
         check(self, "data.")
+        bad = [e for e in self.engines if e not in ENGINES]
+        if bad or not self.engines:
+            raise ValueError(
+                f"data.engines: {list(self.engines)} (each one of {', '.join(ENGINES)}, at least one)"
+            )
 
     def key(self) -> str:
         blob = json.dumps({"v": _VERSION, **asdict(self)}, sort_keys=True)
@@ -100,6 +124,8 @@ class Speaker:
     rate: int
     pitch: int
     voice_file: str = ""  # the text of a generated variant file (voices/!v/<variant>); "" for a stock variant
+    engine: str = "espeak"  # "espeak" | "pico"
+    tract: float = 1.0  # vocal-tract factor (formants × tract, by resampling; Pico speakers)
 
 
 def generate_voice(rng: random.Random, name: str) -> str:
@@ -145,13 +171,47 @@ def generate_voice(rng: random.Random, name: str) -> str:
 
 
 def make_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
-    """The corpus' speakers, each with its own rate and pitch, split into train/val/test.
+    """The corpus' speakers, each with its own rate and pitch, split into train/val/test, eSpeak NG's first.
 
     Generated voices: ``n_speakers`` speakers, each an accent with a voice file of its own
     (:func:`generate_voice`, seeded by ``(seed, speaker)``), so no voice is shared between splits. Stock
     variants: all accent × variant pairs; the held-out speakers are chosen so that each held-out
-    accent+variant pair is new while the accent and the variant each still occur in training.
+    accent+variant pair is new while the accent and the variant each still occur in training. With
+    ``"pico"`` in ``engines``, the Pico speakers follow (:func:`pico_speakers`), split the same way.
     """
+    out = _espeak_speakers(cfg) if "espeak" in cfg.engines else {s: [] for s in SPLITS}
+    if "pico" in cfg.engines:
+        for split, speakers in pico_speakers(cfg).items():
+            out[split] = out[split] + speakers
+    return out
+
+
+def pico_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
+    """``pico_speakers`` SVOX Pico speakers split into train/val/test (held out: the same shares of speakers as
+    eSpeak NG's, at least one each). Speaker ``i`` alternates between the two voices and draws, from
+    ``(seed, i)``, a speaking rate (``rate_wpm`` relative to 170 wpm), a pitch multiplier (``pico_pitch``) and a
+    vocal-tract factor (``pico_tract``); a held-out speaker is a new draw of all three, never a training one."""
+    n_espeak = cfg.n_speakers if cfg.voices == "generated" else len(cfg.accents) * len(cfg.variants)
+    n_test = max(1, round(cfg.pico_speakers * cfg.test_speakers / n_espeak))
+    n_val = max(1, round(cfg.pico_speakers * cfg.val_speakers / n_espeak))
+    if n_test + n_val >= cfg.pico_speakers:
+        raise ValueError(f"data.pico_speakers={cfg.pico_speakers}: too few for {n_test} test + {n_val} val")
+    speakers = []
+    for i in range(cfg.pico_speakers):
+        rng = random.Random(f"pico-{cfg.seed}-{i}")
+        voice = pico.VOICES[i % len(pico.VOICES)]
+        rate, pitch = rng.randint(*cfg.rate_wpm), round(100 * rng.uniform(*cfg.pico_pitch))
+        tract = round(rng.uniform(*cfg.pico_tract), 2)  # quantised like the speed perturbation
+        name = f"pico:{voice}@{rate}wpm/p{pitch}/t{tract:.2f}"
+        speakers.append(Speaker(name, voice, rate, pitch, engine="pico", tract=tract))
+    return {
+        "test": speakers[:n_test],
+        "val": speakers[n_test : n_test + n_val],
+        "train": speakers[n_test + n_val :],
+    }
+
+
+def _espeak_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
     if cfg.voices == "generated":
         return _generated_speakers(cfg)
     if cfg.voices != "stock":
@@ -200,17 +260,25 @@ def _generated_speakers(cfg: SynthConfig) -> dict[str, list[Speaker]]:
 
 
 def _plan(cfg: SynthConfig) -> list[tuple[str, int, str, Speaker]]:
-    """(split, index, sentence, speaker) for every utterance, in a fixed order."""
+    """(split, index, sentence, speaker) for every utterance, in a fixed order. With several engines, utterance
+    ``i`` of a split goes to Pico when ``floor((i + 1)·pico_share)`` steps up (evenly spread over the shards),
+    each engine's speakers taking turns."""
     speakers = make_speakers(cfg)
     n_test = max(1, round(cfg.n_utterances * cfg.test_fraction))
     n_val = max(1, round(cfg.n_utterances * cfg.val_fraction))
     counts = {"train": max(1, cfg.n_utterances - n_test - n_val), "val": n_val, "test": n_test}
     rng = random.Random(f"text-{cfg.seed}")
+    share = 1.0 if cfg.engines == ("pico",) else cfg.pico_share if "pico" in cfg.engines else 0.0
     plan = []
     for split in SPLITS:
+        by_engine = {e: [s for s in speakers[split] if s.engine == e] for e in ENGINES}
+        used = dict.fromkeys(ENGINES, 0)
         for i in range(counts[split]):
-            spk = speakers[split][i % len(speakers[split])]
-            plan.append((split, i, sample_sentence(rng), spk))
+            engine = "pico" if int((i + 1) * share) > int(i * share) else "espeak"
+            pool = by_engine[engine]
+            spk = pool[used[engine] % len(pool)]
+            used[engine] += 1
+            plan.append((split, i, sample_utterance(rng, cfg.short_fraction), spk))
     return plan
 
 
@@ -220,10 +288,17 @@ def _render(
     """Synthesise one utterance into ``path`` (eSpeak NG data from ``espeak_dir``, None = the wheel's);
     returns its duration in seconds."""
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
-    engine = ESpeak.get(espeak_dir)
     rate = int(spk.rate * rng.uniform(0.94, 1.06))
-    pcm = engine.synth(text, spk.voice, rate=rate, pitch=spk.pitch)
-    wav = resample(pcm.astype(np.float32) / 32768.0, engine.sample_rate, cfg.sample_rate)
+    if spk.engine == "pico":
+        # ask for rate and pitch ÷ tract, then resample ×tract: formants × tract at the speaker's rate and pitch
+        speed, pitch = rate / 170 / spk.tract, spk.pitch / 100 / spk.tract
+        pcm = pico.synth(text, spk.voice, speed=speed, pitch=pitch)
+        wav = speed_perturb(pcm.astype(np.float32) / 32768.0, spk.tract)
+        wav = resample(wav, pico.SAMPLE_RATE, cfg.sample_rate)
+    else:
+        engine = ESpeak.get(espeak_dir)
+        pcm = engine.synth(text, spk.voice, rate=rate, pitch=spk.pitch)
+        wav = resample(pcm.astype(np.float32) / 32768.0, engine.sample_rate, cfg.sample_rate)
     peak = float(np.max(np.abs(wav))) if wav.size else 0.0
     if peak > 0:
         wav = wav * (rng.uniform(0.3, 0.9) / peak)
@@ -254,6 +329,28 @@ def _context() -> mp.context.BaseContext:
     return ctx
 
 
+def usable_engines(cfg: SynthConfig) -> SynthConfig:
+    """``cfg`` with the engines that are not installed here left out, each named in a warning (the corpus is
+    then built, and cached, as the config of the engines it really used); an error if none is left."""
+    if "pico" not in cfg.engines or pico.available():
+        return cfg
+    rest = tuple(e for e in cfg.engines if e != "pico")
+    if not rest:
+        raise RuntimeError(f"data.engines=[pico]: {pico.MISSING}")
+    log.warning(
+        "%s: the corpus is built from %s only", pico.MISSING, ", ".join(ENGINE_NAMES[e] for e in rest)
+    )
+    return replace(cfg, engines=rest)
+
+
+def engine_versions(cfg: SynthConfig) -> dict[str, str]:
+    """``{engine: package version}`` of the engines of ``cfg`` (what ``engines.json`` records)."""
+    from importlib import metadata
+
+    packages = {"espeak": "espeakng-loader", "pico": "py-nanotts"}
+    return {e: f"{packages[e]} {metadata.version(packages[e])}" for e in cfg.engines}
+
+
 def corpus_dir(data_dir: str | os.PathLike[str], cfg: SynthConfig) -> Path:
     """Where the corpus of ``cfg`` lives under ``data_dir``."""
     return Path(data_dir) / "speech_synth" / f"v{_VERSION}-{cfg.key()}"
@@ -269,7 +366,7 @@ def build_corpus(
         cfg: corpus settings.
         workers: synthesis processes (default: every usable core, :func:`lstm_seq.cpus.usable_cpus`).
     """
-    cfg = cfg or SynthConfig()
+    cfg = usable_engines(cfg or SynthConfig())
     out = corpus_dir(data_dir, cfg)
     manifests = {s: out / f"{s}.jsonl" for s in SPLITS}
     remove_stale(out.parent)  # folders of builds killed before they finished
@@ -315,12 +412,21 @@ def build_corpus(
             if s == split
         ]
         write_manifest(tmp / f"{split}.jsonl", rows, relative=True)
+    if len(cfg.engines) > 1:  # the test split of each engine too, for in-domain WER per engine
+        for engine in cfg.engines:
+            rows = [
+                Utterance(str(tmp / "wavs" / "test" / f"{i:05d}.wav"), round(d, 4), t)
+                for (s, i, t, spk), d in zip(plan, durations, strict=True)
+                if s == "test" and spk.engine == engine
+            ]
+            write_manifest(tmp / f"test-{engine}.jsonl", rows, relative=True)
     shutil.rmtree(
         tmp / "espeak", ignore_errors=True
     )  # links into the wheel; the voice files are in speakers.json
     speakers = {k: [asdict(s) for s in v] for k, v in speakers.items()}
     (tmp / "speakers.json").write_text(json.dumps(speakers, indent=1, sort_keys=True) + "\n")
     (tmp / "config.json").write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True) + "\n")
+    (tmp / "engines.json").write_text(json.dumps(engine_versions(cfg), indent=1, sort_keys=True) + "\n")
     _record_sizes(tmp)
     (tmp / "DONE").write_text("ok\n")
     _install(tmp, out)
