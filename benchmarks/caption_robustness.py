@@ -42,7 +42,13 @@ import torch
 
 from benchmarks import heldout_scenes
 from benchmarks.lstm_speed import device_name, write_result
-from lstm_seq.metrics.caption import caption_metrics, colour_confusions, object_metrics, scene_confusion
+from lstm_seq.metrics.caption import (
+    caption_metrics,
+    colour_confusions,
+    mentioned_objects,
+    object_metrics,
+    scene_confusion,
+)
 from lstm_seq.vision.data.corpus import load_corpus
 from lstm_seq.vision.data.datasets import CaptionDataset
 from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs, novel_pair_recall
@@ -203,12 +209,17 @@ def evaluate(model: CaptionModule, images: torch.Tensor, objects: list[list[dict
 
 
 def confusions(caps: list[str], objects: list[list[dict]]) -> dict[str, Any]:
-    """Colour confusions ``{true: {named: count}}`` and the number of invented and missed objects."""
+    """Colour confusions ``{true: {named: count}}``, the number of invented and missed objects
+    (:func:`~lstm_seq.metrics.caption.scene_confusion`) and of extra objects (named beyond the scene's count)."""
     per_scene = [scene_confusion(c, o, COLOURS, SHAPES) for c, o in zip(caps, objects, strict=True)]
     return {
         "colour_confusions": colour_confusions(caps, objects, COLOURS, SHAPES),
         "invented": sum(len(p["invented"]) for p in per_scene),
         "missed": sum(len(p["missed"]) for p in per_scene),
+        "extra": sum(
+            max(0, len(mentioned_objects(c, COLOURS, SHAPES)) - len(o))
+            for c, o in zip(caps, objects, strict=True)
+        ),
     }
 
 

@@ -192,8 +192,9 @@ def scene_confusion(
     Returns:
         ``colour_swaps``: ``(true colour, named colour)`` for shapes named with a wrong colour (per shape, the
         unmatched true colours paired in sorted order with the unmatched named ones); ``invented``:
-        ``(colour, shape)`` phrases whose shape is named more often than the scene holds it (objects that are
-        not there at all); ``missed``: objects whose shape is not named.
+        ``(colour, shape)`` phrases whose shape is named more often than the scene holds it (a wrong shape or
+        an object that is not there); ``missed``: objects whose shape is named too rarely (a wrong shape or
+        an object left out).
     """
     truth = Counter((str(o["colour"]), str(o["shape"])) for o in objects)
     said = Counter(mentioned_objects(caption, colours, shapes))

@@ -93,5 +93,9 @@ def test_benchmark_on_a_smoke_checkpoint(tmp_path: Path) -> None:
     for part in ("held_out", "held_out_2", "validation"):
         for key in ("object_recall", "exact_set", "count_accuracy", "repeat_rate", "hallucination_rate"):
             assert 0.0 <= saved[part][key] <= 1.0
-        assert saved[part]["invented"] >= 0 and isinstance(saved[part]["colour_confusions"], dict)
+        assert (
+            saved[part]["invented"] >= 0
+            and saved[part]["extra"] >= 0
+            and isinstance(saved[part]["colour_confusions"], dict)
+        )
     assert saved["held_out"]["n"] == 16 and saved["held_out_2"]["n"] == 16 and res["validation"]["n"] == 16
