@@ -169,6 +169,63 @@ def mentioned_objects(
     return [(a, b) for a, b in pairwise(words) if a in colours and b in shapes]
 
 
+def _matches(truth: Counter[tuple[str, str]], said: Counter[tuple[str, str]]) -> tuple[int, int]:
+    """``(shape_hits, pair_hits)``: objects whose shape is named (shapes matched as multisets, whatever the
+    colour) and, of those, objects whose colour–shape phrase is named."""
+    t_shapes: Counter[str] = Counter()
+    s_shapes: Counter[str] = Counter()
+    for (_, shape), c in truth.items():
+        t_shapes[shape] += c
+    for (_, shape), c in said.items():
+        s_shapes[shape] += c
+    return sum((t_shapes & s_shapes).values()), sum((truth & said).values())
+
+
+def scene_confusion(
+    caption: str,
+    objects: Sequence[Mapping[str, object]],
+    colours: Collection[str],
+    shapes: Collection[str],
+) -> dict[str, list[tuple[str, str]]]:
+    """What one caption got wrong about one scene.
+
+    Returns:
+        ``colour_swaps``: ``(true colour, named colour)`` for shapes named with a wrong colour (per shape, the
+        unmatched true colours paired in sorted order with the unmatched named ones); ``invented``:
+        ``(colour, shape)`` phrases whose shape is named more often than the scene holds it (a wrong shape or
+        an object that is not there); ``missed``: objects whose shape is named too rarely (a wrong shape or
+        an object left out).
+    """
+    truth = Counter((str(o["colour"]), str(o["shape"])) for o in objects)
+    said = Counter(mentioned_objects(caption, colours, shapes))
+    extra_t, extra_s = truth - said, said - truth  # the phrases left after exact matches
+    swaps: list[tuple[str, str]] = []
+    invented: list[tuple[str, str]] = []
+    missed: list[tuple[str, str]] = []
+    for shape in sorted({s for _, s in extra_t} | {s for _, s in extra_s}):
+        t = sorted(c for (c, s), k in extra_t.items() if s == shape for _ in range(k))
+        n = sorted(c for (c, s), k in extra_s.items() if s == shape for _ in range(k))
+        swaps += list(zip(t, n, strict=False))
+        invented += [(c, shape) for c in n[len(t) :]]
+        missed += [(c, shape) for c in t[len(n) :]]
+    return {"colour_swaps": swaps, "invented": invented, "missed": missed}
+
+
+def colour_confusions(
+    hyps: Sequence[str],
+    objects: Sequence[Sequence[Mapping[str, object]]],
+    colours: Collection[str],
+    shapes: Collection[str],
+) -> dict[str, dict[str, int]]:
+    """Summed over scenes, ``{true colour: {named colour: count}}`` of :func:`scene_confusion`'s colour swaps."""
+    out: dict[str, dict[str, int]] = {}
+    for hyp, objs in zip(hyps, objects, strict=True):
+        for t, n in scene_confusion(hyp, objs, colours, shapes)["colour_swaps"]:
+            out.setdefault(t, {})
+            out[t][n] = out[t].get(n, 0) + 1
+    return out
+
+
 def object_metrics(
     hyps: Sequence[str],
     objects: Sequence[Sequence[Mapping[str, object]]],
@@ -189,17 +246,23 @@ def object_metrics(
     Returns:
         ``object_recall``: named objects / all objects; ``exact_set``: images whose named phrases are exactly
         their objects (as a multiset); ``count_accuracy``: images whose caption names as many objects as they
-        hold; ``repeat_rate``: images whose caption names some phrase more often than the image holds it.
+        hold; ``repeat_rate``: images whose caption names some phrase more often than the image holds it;
+        ``colour_accuracy``: of the objects whose shape is named (shapes matched as multisets), the fraction
+        named with the right colour too; ``hallucination_rate``: of all named phrases, the fraction that are
+        not in the image (beyond the multiset of its objects: a wrong colour or shape, or an extra object).
     """
     if len(hyps) != len(objects):
         raise ValueError(f"{len(hyps)} captions but {len(objects)} object lists")
     if not hyps:
         raise ValueError("no captions to score")
-    named = total = exact = counted = repeated = 0
+    named = total = exact = counted = repeated = shape_hits = said_total = 0
     for hyp, objs in zip(hyps, objects, strict=True):
         truth = Counter((str(o["colour"]), str(o["shape"])) for o in objs)
         said = Counter(mentioned_objects(hyp, colours, shapes))
-        named += sum((truth & said).values())
+        shapes_named, pairs_named = _matches(truth, said)
+        named += pairs_named
+        shape_hits += shapes_named
+        said_total += sum(said.values())
         total += sum(truth.values())
         exact += said == truth
         counted += sum(said.values()) == sum(truth.values())
@@ -210,4 +273,6 @@ def object_metrics(
         f"{prefix}exact_set": exact / n,
         f"{prefix}count_accuracy": counted / n,
         f"{prefix}repeat_rate": repeated / n,
+        f"{prefix}colour_accuracy": named / shape_hits if shape_hits else float("nan"),
+        f"{prefix}hallucination_rate": (said_total - named) / said_total if said_total else 0.0,
     }

@@ -96,8 +96,10 @@ def evaluate(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Test ``model`` on the test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where Java runs; on the embedded
     scenes ``test/novel_pair_recall`` and the object figures of :func:`~lstm_seq.metrics.caption.object_metrics`
-    (``test/object_recall``, ``test/exact_set``, ``test/count_accuracy``, ``test/repeat_rate``) and the image
-    files not found (``data/<split>/missing_images``); writes metrics.json and predictions.jsonl. Returns the metrics and the predictions (``{"id", "caption",
+    (``test/object_recall``, ``test/exact_set``, ``test/count_accuracy``, ``test/repeat_rate``,
+    ``test/colour_accuracy``, ``test/hallucination_rate``) and the image files not found
+    (``data/<split>/missing_images``); writes metrics.json and predictions.jsonl. Returns the metrics and the
+    predictions (``{"id", "caption",
     "references"}`` per image)."""
     test = loader(corpus, "test", model, data, False, cache_dir=cache_dir)
     said = caption_split(model, test, device=device)

@@ -40,9 +40,11 @@ def test_smoke_training_writes_metrics_checkpoints_and_summary(smoke_run: Path) 
     metrics = json.loads((smoke_run / "metrics.json").read_text())
     for key in ("test/bleu1", "test/bleu4", "test/cider", "test/loss"):
         assert key in metrics and metrics[key] is not None
-    for key in ("test/object_recall", "test/count_accuracy", "test/repeat_rate", "test/exact_set"):
+    for key in ("test/object_recall", "test/count_accuracy", "test/repeat_rate", "test/exact_set",
+                "test/hallucination_rate"):  # fmt: skip
         assert 0.0 <= metrics[key] <= 1.0, key
         assert f"| {key} |" in (smoke_run / "summary.md").read_text()
+    assert "test/colour_accuracy" in metrics  # NaN when no caption names a shape of its image
     assert 0.0 <= metrics["test/bleu4"] <= 1.0
     assert (smoke_run / "checkpoints" / "last.ckpt").exists()
     assert (smoke_run / "summary.md").read_text().startswith("# caption run")

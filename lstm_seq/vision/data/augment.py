@@ -7,6 +7,9 @@
   (:func:`lstm_seq.vision.data.synth.captions_for`): "left of", "above", "in the top left" and the object order
   are those of the augmented image by construction. Zoom and shift are uniform and positive, so "above" and
   "left of" never change; ``scale`` ≤ 0.1 keeps every radius inside its size class.
+- **Figure–ground recomposition** (scenes only, probability ``recompose``): the objects re-drawn on a new
+  background whose structure carries object colours, with per-object contrast and outline style
+  (:mod:`lstm_seq.vision.data.recompose`); the captions keep their objects and take the new background's name.
 - **Colour** (any data): brightness, contrast and saturation factors in ``1 ± x`` and a hue rotation of up to
   ``hue`` of the circle, small enough that every colour keeps its name (tested on the corpus's extreme
   shades with :func:`lstm_seq.vision.data.synth.colour_name`).
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lstm_seq.vision.data.recompose import recompose, scene_objects
 from lstm_seq.vision.data.synth import SceneObject, captions_for
 
 
@@ -40,6 +44,7 @@ class ImageAugment:
     contrast: float = 0.15  # scale the deviations from the image mean by [1 - c, 1 + c]
     saturation: float = 0.15  # scale the deviations from each pixel's grey by [1 - s, 1 + s]
     hue: float = 0.01  # rotate hues by up to this fraction of the circle (0.01 = 3.6°)
+    recompose: float = 0.0  # probability of re-drawing a scene's objects on an object-coloured background
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.hflip <= 1.0:
@@ -53,6 +58,8 @@ class ImageAugment:
                 raise ValueError(
                     f"augment.{name}={getattr(self, name)}: in [0, 0.3] (colours keep their names)"
                 )
+        if not 0.0 <= self.recompose <= 1.0:
+            raise ValueError(f"augment.recompose={self.recompose}: a probability in [0, 1]")
         if not 0.0 <= self.hue <= 0.02:
             raise ValueError(f"augment.hue={self.hue}: in [0, 0.02] (colours keep their names)")
 
@@ -167,11 +174,19 @@ def augment_scene(
     """
     rng = np.random.default_rng([seed & ((1 << 63) - 1), 1])
     caps = None
+    recomposed = False
+    if aug.recompose > 0 and objects is not None and background is not None:
+        rrng = np.random.default_rng([seed & ((1 << 63) - 1), 2])  # its own stream: the others stay as they were
+        if rrng.random() < aug.recompose:
+            pixels, background = recompose(scene_objects(objects), img.shape[-1], rrng)
+            img, recomposed = torch.from_numpy(pixels).permute(2, 0, 1).float(), True
     if aug.geometric and objects is not None and background is not None:
-        objs = [SceneObject(**{**o, "rgb": tuple(o["rgb"]) if o.get("rgb") else None}) for o in objects]
+        objs = scene_objects(objects)
         g = draw_geometry(rng, aug, objs)
         img = warp(img, g)
         caps = captions_for([g.move(o) for o in objs], background, rng, n_captions)
+    elif recomposed and objects is not None and background is not None:
+        caps = captions_for(scene_objects(objects), background, rng, n_captions)
     if aug.photometric:
         img = jitter_colours(img, rng, aug)
     return img, caps
