@@ -86,7 +86,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -538,6 +538,14 @@ class LSTM(nn.Module):
         plan = self.plan(x, lengths=lengths)
         if plan in ("fused", "layerwise") and x.is_cuda and cudnn_weights.cudnn_usable(self._flat_weights):
             return self._run_cudnn(plan, x, h0, c0, lengths)
+        if plan in ("fused", "layerwise") and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            return _cpu_autocast(lambda *a: self._run_native(plan, *a), x, h0, c0, lengths)
+        return self._run_native(plan, x, h0, c0, lengths)
+
+    def _run_native(
+        self, plan: str, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`_run` once the device-specific paths are decided."""
         if plan == "fused":
             cfg = self._fused_config()
             if lengths is None:
@@ -619,7 +627,13 @@ class LSTM(nn.Module):
                         self._cudnn_flat_weights(dtype), self._fused_config(),
                     )  # fmt: skip
                 return out, (h_n, c_n)
-            out, h_n, c_n = fused.run_packed(packed, h0, c0, weights, self._fused_config())
+            if packed.data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+                out, h_n, c_n = _cpu_autocast(
+                    lambda d, h, c, _: fused.run_packed(packed._replace(data=d), h, c, weights, self._fused_config()),
+                    packed.data, h0, c0, None,
+                )  # fmt: skip
+            else:
+                out, h_n, c_n = fused.run_packed(packed, h0, c0, weights, self._fused_config())
             return out, (h_n, c_n)
         x, lengths = pad_packed_sequence(packed)  # (T, B, I) in the caller's order
         y, h_n, c_n = self._run(x, h0, c0, lengths)
@@ -746,6 +760,39 @@ class LSTM(nn.Module):
                 module.bias_ih_l0.copy_(b)
                 module.bias_hh_l0.zero_()
         return module
+
+
+# Whether this CPU runs PyTorch's LSTM kernel under bf16/fp16 autocast: oneDNN builds that kernel only on CPUs
+# with the matching instructions and fails elsewhere ("could not create a primitive descriptor"; e.g. the AMD EPYC
+# of the development machines, 2026-12-04). None = not tried yet in this process.
+_CPU_HALF_LSTM: list[bool | None] = [None]
+
+
+def _cpu_autocast(
+    run: Callable[[Tensor, Tensor, Tensor, Tensor | None], tuple],
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    lengths: Tensor | None,
+) -> tuple:
+    """``run(x, h0, c0, lengths)`` under CPU autocast: as nn.LSTM (in the autocast dtype) where this CPU's
+    kernel supports it, else in float32 with autocast off (a warning, once per process) instead of failing."""
+    if _CPU_HALF_LSTM[0] is not False:
+        try:
+            result = run(x, h0, c0, lengths)
+            _CPU_HALF_LSTM[0] = True
+            return result
+        except RuntimeError as exc:
+            if _CPU_HALF_LSTM[0] or "primitive descriptor" not in str(exc):
+                raise
+            _CPU_HALF_LSTM[0] = False
+            warnings.warn(
+                "this CPU's LSTM kernel cannot run under bf16/fp16 autocast (oneDNN: no primitive for it); "
+                "lstm_seq.LSTM runs in float32 there instead",
+                stacklevel=3,
+            )
+    with torch.autocast("cpu", enabled=False):
+        return run(x.float(), h0.float(), c0.float(), lengths)
 
 
 def _check_sizes(input_size: int, hidden_size: int, num_layers: int, dropout: float, proj_size: int) -> None:
