@@ -23,6 +23,16 @@ pytestmark = pytest.mark.slow
 # probe (colour / shape): train 1.00 / 0.96, validation 1.00 / 0.92, held-out pairs 1.00 / 0.69
 TEST_FLOORS = {"test/bleu4": 0.73, "test/cider": 4.6, "test/novel_pair_recall": 0.22}
 HELD_OUT_FLOORS = {"object_recall": 0.88, "exact_set": 0.78, "count_accuracy": 0.95}
+# the second held-out renderer (benchmarks/heldout_scenes.py: object colours in the background), recorded
+# 2026-12-04 (file *-caption-robustness-i25-default.json): recall 0.483, exact set 0.215, count 0.68, colour
+# accuracy 0.84, hallucination rate 0.56; the goal is recall 0.80 / exact set 0.60
+HELD_OUT_2_FLOORS = {
+    "object_recall": 0.43,
+    "exact_set": 0.16,
+    "count_accuracy": 0.60,
+    "colour_accuracy": 0.78,
+}
+HELD_OUT_2_HALLUCINATION_CEILING = 0.62
 VAL_FLOORS = {"object_recall": 0.90, "count_accuracy": 0.96}
 PROBE_FLOORS = {
     ("train", "colour"): 0.98, ("train", "shape"): 0.93, ("val", "shape"): 0.88,
@@ -46,6 +56,10 @@ def check_run(run: Path, data_dir: Path, results: Path) -> dict[str, Any]:
     for key, floor in HELD_OUT_FLOORS.items():
         assert rob["held_out"][key] >= floor, ("held_out", key, rob["held_out"][key], floor)
     assert rob["held_out"]["repeat_rate"] <= 0.04
+    assert rob["held_out_2"]["n"] == 200
+    for key, floor in HELD_OUT_2_FLOORS.items():
+        assert rob["held_out_2"][key] >= floor, ("held_out_2", key, rob["held_out_2"][key], floor)
+    assert rob["held_out_2"]["hallucination_rate"] <= HELD_OUT_2_HALLUCINATION_CEILING
     for key, floor in VAL_FLOORS.items():
         assert rob["validation"][key] >= floor, ("validation", key, rob["validation"][key], floor)
     probe = encoder_probe.main(["--ckpt", str(best), "--data-dir", str(data_dir), "--out-dir", str(results)])
