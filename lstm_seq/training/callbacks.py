@@ -127,7 +127,7 @@ class LastCheckpoint(Checkpoint):
         # a stop by NonFiniteGuard is not carried over: resuming that run is a retry (e.g. with a lower lr)
         halted = any(isinstance(cb, NonFiniteGuard) and cb.stop_message for cb in trainer.callbacks)
         self._should_stop = bool(trainer.should_stop) and not halted
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state a resume needs
         self._saved_step = trainer.global_step
         self.writes += 1
         if trainer.is_global_zero:
