@@ -1,13 +1,12 @@
-"""The Python API examples of README.md run as written (section "Using a trained model from Python"), on
-tiny untrained checkpoints and generated audio and images; only the names the text says come from the
-reader (``ckpt``, ``ckpt_unilstm``) are provided."""
+"""The Python API examples of the docs run as written (section "Using a trained model from Python", in
+README.md or docs/*.md), on tiny untrained checkpoints and generated audio and images; only the names the
+text says come from the reader (``ckpt``, ``ckpt_unilstm``) are provided."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +18,19 @@ from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.features import fit_global_cmvn
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.vision.vocab import Vocabulary
+from tests._docs import ROOT, doc_files, fenced_blocks, section
 from tests.audio.conftest import speechlike
 from tests.vision.conftest import make_module
 
-ROOT = Path(__file__).resolve().parents[1]
+SECTION = "Using a trained model from Python"
 
 
-def _blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Using a trained model from Python", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+def _blocks() -> tuple[str, list[str]]:
+    """The file that holds the section, and the section's Python examples."""
+    found = [(doc, body) for doc in doc_files() if (body := section(doc.read_text(), SECTION)) is not None]
+    assert len(found) == 1, f"the section {SECTION!r} is in exactly one of README.md, docs/*.md: {found}"
+    doc, body = found[0]
+    return doc.relative_to(ROOT).as_posix(), [code for lang, code in fenced_blocks(body) if lang == "python"]
 
 
 def _asr_ckpt(path: Path, **kw: object) -> Path:
@@ -44,7 +46,7 @@ def _asr_ckpt(path: Path, **kw: object) -> Path:
 
 
 def test_readme_api_examples_run(tmp_path: Path) -> None:
-    blocks = _blocks()
+    where, blocks = _blocks()
     assert len(blocks) == 3, "the section's examples: Recognizer, Captioner, streaming"
     (tmp_path / "clips").mkdir()
     sf.write(tmp_path / "clips" / "a.wav", speechlike(1.2, seed=1), 16000)
@@ -70,7 +72,7 @@ def test_readme_api_examples_run(tmp_path: Path) -> None:
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 exec(
-                    compile(block, "README.md", "exec"),
+                    compile(block, where, "exec"),
                     {"ckpt": str(ckpt), "ckpt_unilstm": str(uni)},
                 )
             outputs.append(buf.getvalue())

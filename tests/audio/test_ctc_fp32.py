@@ -1,5 +1,5 @@
 """The CTC loss of the ASR module runs in float32 with autocast off, whatever precision the model runs in
-(README: "CTC is computed in float32 outside autocast"): here the acoustic model runs under CPU bf16 autocast,
+(docs/asr.md: "CTC is computed in float32 outside autocast"): here the acoustic model runs under CPU bf16 autocast,
 as ``trainer.precision=bf16-mixed`` runs it, and every call of ``F.ctc_loss`` is recorded."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The figures README gives for the default captioning run, as floors a little under the recorded run
+"""The figures docs/captioning.md gives for the default captioning run, as floors a little under the recorded run
 (benchmarks/RESULTS.md; result files benchmarks/results/2026-12-01-*-caption-robustness-v3-aug-bs16.json and
 *-encoder-probe-default.json): `python -m pipelines.caption` with its defaults from a fresh corpus, then the
 held-out-renderer benchmark and the encoder probe on its best checkpoint. Slow: ≈ 6–10 min on 2 cores, more

@@ -1,5 +1,5 @@
-"""README's note on non-ASCII paths: Hydra refuses them unquoted and takes them quoted as README shows, and the
-commands a run prints quote them."""
+"""The note on non-ASCII paths in docs/recovery.md: Hydra refuses them unquoted and takes them quoted as it
+shows, and the commands a run prints quote them."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_non_ascii_paths_need_hydra_quotes(path: str) -> None:
     parser = OverridesParser.create()
     with pytest.raises(HydraException):
         parser.parse_overrides([f"ckpt={path}"])
-    (arg,) = shlex.split(f"ckpt=\"'{path}'\"")  # as README writes it: the shell's quotes, then Hydra's
+    (arg,) = shlex.split(f"ckpt=\"'{path}'\"")  # as docs/recovery.md writes it: shell's quotes, Hydra's
     assert parser.parse_overrides([arg])[0].value() == path
     printed = paste_command("asr", {"mode": "test", "ckpt": path})
     (override,) = [a for a in shlex.split(printed) if a.startswith("ckpt=")]

@@ -45,7 +45,7 @@ def test_printed_path_reads_back_through_shell_and_hydra(hydra_conf: None, path:
 
 
 def test_documented_quoting_and_what_fails(hydra_conf: None) -> None:
-    # README: ckpt="'path=with=equals.ckpt'" — the shell removes the double quotes, Hydra the single ones
+    # docs/recovery.md: ckpt="'path=with=equals.ckpt'" — the shell removes the double quotes, Hydra the single ones
     (arg,) = shlex.split("""ckpt="'path=with=equals.ckpt'\"""")
     assert compose("job", overrides=[arg]).ckpt == "path=with=equals.ckpt"
     assert shell_arg(f"ckpt={hydra_value('path=with=equals.ckpt')}") == """ckpt="'path=with=equals.ckpt'\""""
