@@ -109,12 +109,9 @@ SMALL_H_MAX = 128
 
 # What ``auto`` runs for a LayerNorm LSTM off the GPU, per pass: "fwd" = a forward that autograd does not
 # record (inference, decoding), "fwd+bwd" = one it records (training). Each is the faster of ``ln_kernel``
-# and ``reference`` in AUTO_LAYER_NORM_EVIDENCE (its ln-1layer rows, with and without lengths; the entry
-# "2026-12-01 — ln_kernel against the reference loop on the CPU" in benchmarks/RESULTS.md). The tests read
-# that file and check this table against it.
-AUTO_LAYER_NORM_EVIDENCE = (
-    "benchmarks/results/2026-12-01-cpu-intel-r-xeon-r-processor-1-threads-ln-dispatch.json"
-)
+# and ``reference`` in the result file of the entry "2026-12-01 — ln_kernel against the reference loop on the
+# CPU" in benchmarks/RESULTS.md (its ln-1layer rows, with and without lengths). tests/lstm/test_ln_kernel.py
+# names that file, reads it and checks this table against it.
 AUTO_LAYER_NORM_CPU: dict[str, str] = {"fwd": "reference", "fwd+bwd": "reference"}
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,13 +35,13 @@ from torch import Tensor, nn
 
 from lstm_seq.audio.features import MFCC, cmvn
 from lstm_seq.audio.model import _mask_time
+from lstm_seq.export_files import ExportedFiles, file_opset, library_versions
 from lstm_seq.lstm_export import lstm_padded, onnx_translation_table, onnx_weights
-from lstm_seq.outputs import write_metrics
 
 if TYPE_CHECKING:
     from lstm_seq.audio.module import ASRModule
 
-__all__ = ["AcousticGraph", "ExportedFiles", "export_acoustic_model", "export_metadata", "file_opset"]
+__all__ = ["AcousticGraph", "export_acoustic_model", "export_metadata"]
 
 FORMAT = "lstm_seq-asr-onnx/1"
 
@@ -139,52 +138,6 @@ class AcousticGraph(nn.Module):
         return self.output(y).float().log_softmax(-1), out_lengths
 
 
-@dataclass(frozen=True)
-class ExportedFiles:
-    """Where :func:`export_acoustic_model` (or the captioning export) wrote its files.
-
-    Attributes:
-        out_dir: the folder.
-        onnx: graph name → ONNX file (``"features"``, ``"waveform"``; captioning: ``"encoder"``, ``"decoder_step"``).
-        metadata: ``metadata.json``.
-        extra: other files by name (``"decoding"``: decoding.json; ``"torch_export"``: the ``.pt2`` programs).
-    """
-
-    out_dir: Path
-    onnx: dict[str, Path]
-    metadata: Path
-    extra: dict[str, Path] = field(default_factory=dict)
-
-    def record(self, run_dir: Path) -> dict[str, int]:
-        """``mode=export``'s report: print each file written and record ``export/files`` (the number of ONNX
-        graphs) in ``<run_dir>/metrics.json``; returns that metric."""
-        for f in [*self.onnx.values(), self.metadata, *self.extra.values()]:
-            print(f"wrote {f}")
-        metrics = {"export/files": len(self.onnx)}
-        write_metrics(run_dir, metrics)
-        return metrics
-
-
-def _versions() -> dict[str, str]:
-    import lstm_seq
-
-    out = {"torch": torch.__version__, "lstm_seq": lstm_seq.__version__}
-    for name in ("onnx", "onnxscript"):
-        try:
-            out[name] = __import__(name).__version__
-        except ImportError:  # pragma: no cover - export itself needs both
-            pass
-    return out
-
-
-def file_opset(path: Path) -> int:
-    """The default-domain opset an ONNX file declares."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
 def _decoding_dict(module: ASRModule) -> dict[str, Any]:
     """The LM source, lexicon and tuned weights the module holds (older modules: transcripts + settings)."""
     setup = getattr(module, "decoding", None)
@@ -215,7 +168,7 @@ def export_metadata(module: ASRModule, opset: int) -> dict[str, Any]:
         "subsample": module.model_cfg.subsample,
         "decode": {k: decoding.get(k) for k in ("lm_weight", "word_score")},
         "opset": opset,
-        "versions": _versions(),
+        "versions": library_versions(),
         "graphs": {
             "features": {
                 "inputs": {"features": "float32 (B, T, F) normalised MFCC", "frames": "int64 (B,)"},

@@ -23,9 +23,9 @@ a model can be trained with (so it is no setting).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,7 +33,11 @@ import torchaudio.functional as AF
 from torch import Tensor, nn
 
 from lstm_seq.audio.data.augment import warp_filterbanks
+from lstm_seq.audio.data.io import AudioReadError, load_audio
 from lstm_seq.settings import at_least, check, from_dict, one_of, positive, prob
+
+if TYPE_CHECKING:
+    from lstm_seq.audio.data.datasets import SpeechDataset
 
 CMVN_MODES = ("utterance", "global", "none")
 CMVN_LEGACY = {"true": "utterance", "false": "none"}
@@ -262,6 +266,26 @@ def fit_global_cmvn(
     featurizer.cmvn_std.copy_(torch.sqrt(var + eps).float())
     featurizer.cmvn_frames.fill_(count)
     return count
+
+
+CMVN_UTTERANCES = 1000  # the global CMVN statistics come from at most this many training utterances
+
+
+def fit_dataset_cmvn(featurizer: MFCC, dataset: SpeechDataset, max_utterances: int = CMVN_UTTERANCES) -> int:
+    """Set ``featurizer``'s global CMVN statistics (``cmvn="global"``) from a training split: the clips as
+    read from disk (no augmentation), every k-th one so that at most ``max_utterances`` are used; unreadable
+    files are skipped. Returns the frames counted. ``ASRModule.on_fit_start`` calls it once per run."""
+    paths = [path for path, _, _ in dataset.items]
+    step = max(1, -(-len(paths) // max_utterances))
+
+    def clips() -> Iterator[np.ndarray]:
+        for path in paths[::step]:
+            try:
+                yield load_audio(path, featurizer.cfg.sample_rate)
+            except AudioReadError:
+                continue
+
+    return fit_global_cmvn(featurizer, clips())
 
 
 def add_deltas(feats: Tensor, frames: Tensor, win: int) -> Tensor:

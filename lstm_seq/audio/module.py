@@ -23,7 +23,7 @@ from torch import Tensor
 from lstm_seq.audio.data.datasets import Batch
 from lstm_seq.audio.decoding.decode import greedy_decode
 from lstm_seq.audio.decoding.setup import CKPT_KEY, DecodingSetup
-from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment, SpecAugmentConfig
+from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment, SpecAugmentConfig, fit_dataset_cmvn
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
@@ -234,8 +234,6 @@ class ASRModule(pl.LightningModule):
         if dm is None or not hasattr(dm, "dataset"):
             log.warning("features.cmvn='global' and no data module to compute the statistics: mean 0, std 1")
             return
-        from lstm_seq.audio.streaming import fit_dataset_cmvn
-
         log.info(
             "global CMVN statistics from %d training frames",
             fit_dataset_cmvn(self.featurizer, dm.dataset("train")),

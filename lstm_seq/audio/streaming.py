@@ -27,7 +27,6 @@ global CMVN statistics stored in the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,33 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstm_seq.audio.data.io import AudioReadError, as_mono, load_audio
-from lstm_seq.audio.features import MFCC, fit_global_cmvn
+from lstm_seq.audio.data.io import as_mono
 
 if TYPE_CHECKING:
-    from lstm_seq.audio.data.datasets import SpeechDataset
     from lstm_seq.audio.module import ASRModule
 
-__all__ = ["StreamingSession", "check_streamable", "fit_dataset_cmvn"]
-
-CMVN_UTTERANCES = 1000  # the global CMVN statistics come from at most this many training utterances
-
-
-def fit_dataset_cmvn(featurizer: MFCC, dataset: SpeechDataset, max_utterances: int = CMVN_UTTERANCES) -> int:
-    """Set ``featurizer``'s global CMVN statistics (``cmvn="global"``) from a training split: the clips as
-    read from disk (no augmentation), every k-th one so that at most ``max_utterances`` are used; unreadable
-    files are skipped. Returns the frames counted. ``ASRModule.on_fit_start`` calls it once per run."""
-    paths = [path for path, _, _ in dataset.items]
-    step = max(1, -(-len(paths) // max_utterances))
-
-    def clips() -> Iterator[np.ndarray]:
-        for path in paths[::step]:
-            try:
-                yield load_audio(path, featurizer.cfg.sample_rate)
-            except AudioReadError:
-                continue
-
-    return fit_global_cmvn(featurizer, clips())
+__all__ = ["StreamingSession", "check_streamable"]
 
 
 def check_streamable(module: ASRModule) -> None:

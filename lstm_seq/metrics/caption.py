@@ -1,7 +1,7 @@
 """Caption metrics computed the coco-caption way: corpus-level BLEU-1..4 (clipped n-gram counts over
 several references, the "closest" reference length for the brevity penalty) and CIDEr-D (tf-idf n-gram
 vectors with document frequencies from the reference sets, clipped hypothesis counts, a Gaussian length
-penalty with sigma 6, times 10). Inputs are tokenised with :func:`lstm_seq.vision.vocab.tokenize`
+penalty with sigma 6, times 10). Inputs are tokenised with :func:`lstm_seq.text.tokenize`
 (lower-case, PTB-style, punctuation removed), the same as coco-caption's PTBTokenizer for plain text.
 
 METEOR and SPICE need a Java runtime: :func:`java_metrics` computes them through pycocoevalcap when both
@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 
-from lstm_seq.vision.vocab import tokenize
+from lstm_seq.text import tokenize
 
 NGram = tuple[str, ...]
 

@@ -10,7 +10,6 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
-from lstm_seq.training import faults
 from lstm_seq.training.audit import TrainingAudit
 from lstm_seq.training.nonfinite import NonFiniteGuard
 from lstm_seq.training.resume import ResumeCallback
@@ -133,7 +132,6 @@ class LastCheckpoint(Checkpoint):
         if trainer.is_global_zero:
             epoch, step = trainer.current_epoch, trainer.global_step
             log.info("wrote %s (epoch %d, step %d, %s)", self.path, epoch, step, moment)
-        faults.reached("save")
 
 
 def _epoch_end_or_validation_follows(trainer: pl.Trainer) -> bool:
@@ -166,8 +164,6 @@ def fault_tolerance_callbacks(
         NonFiniteGuard(max_consecutive_bad_batches),
         TrainingAudit(),
     ]
-    if faults.kill_point() is not None:  # the kill-and-resume tests only
-        callbacks.append(faults.KillSwitch())
     callbacks.append(LastCheckpoint(checkpoint_dir, checkpoint_every_n_steps))
     return callbacks
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from lstm_seq.audio.export import ExportedFiles, _versions, file_opset
+from lstm_seq.export_files import ExportedFiles, file_opset, library_versions
 from lstm_seq.vision.module import SEARCH_KEYS
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def _metadata(module: CaptionModule, opset: int) -> dict[str, Any]:
         "attention": attention,
         "search": {k: hp.get(k) for k in SEARCH_KEYS},  # the checkpoint's search settings
         "opset": opset,
-        "versions": _versions(),
+        "versions": library_versions(),
         "graphs": {
             "encoder": {
                 "inputs": ["images"],

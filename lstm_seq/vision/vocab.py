@@ -1,56 +1,22 @@
-"""Word vocabulary for captions: coco-style tokenisation, a minimum-frequency threshold and the four
-special tokens ``<pad>`` (0), ``<start>`` (1), ``<end>`` (2), ``<unk>`` (3).
+"""Word vocabulary for captions: coco-style tokenisation (:func:`lstm_seq.text.tokenize`), a
+minimum-frequency threshold and the four special tokens ``<pad>`` (0), ``<start>`` (1), ``<end>`` (2),
+``<unk>`` (3).
 
 The vocabulary is saved inside every checkpoint (``to_dict`` / ``from_dict``), never as a separate file.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
+from lstm_seq.text import tokenize
+
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
-
-# Punctuation tokens that the coco-caption PTB tokeniser drops after tokenising.
-_PUNCT = {
-    "''",
-    "'",
-    "``",
-    "`",
-    ".",
-    "?",
-    "!",
-    ",",
-    ":",
-    "-",
-    "--",
-    "...",
-    ";",
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    '"',
-}
-_TOKEN_RE = re.compile(r"n't|'s|'re|'ve|'m|'ll|'d|[a-z0-9]+(?:[-.][a-z0-9]+)*|[^\sa-z0-9]")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case ``text`` and split it the way coco-caption's PTB tokeniser does (contractions split
-    off, hyphenated words and decimals kept), then drop punctuation tokens.
-
-    >>> tokenize("A man's red-and-white kite, flying.")
-    ['a', 'man', "'s", 'red-and-white', 'kite', 'flying']
-    """
-    tokens = _TOKEN_RE.findall(text.lower())
-    return [t for t in tokens if t not in _PUNCT]
 
 
 class Vocabulary:

@@ -1,17 +1,13 @@
 """Kill -9 in the middle of an epoch with waveform augmentation on (augment=strong), resume from last.ckpt: the
 same final weights and metrics as an uninterrupted run. The kill/resume machinery is tests/training's
-(``_pipeline.run(kill_at=…)``, lstm_seq.training.faults); this test only adds the augmented ASR case. Slow tier
-(three smoke runs); the fast tier has the loader-level resume test in test_augment.py, and tests/training's own
-kill/resume test trains the ASR smoke run with the default augmentation on."""
+(``_pipeline.run(kill_at=…)``, tests/training/_kill_switch.py); this test only adds the augmented ASR case.
+Slow tier (three smoke runs); the fast tier has the loader-level resume test in test_augment.py, and
+tests/training's own kill/resume test trains the ASR smoke run with the default augmentation on."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-
-pytest.importorskip(
-    "lstm_seq.training.faults", reason="needs the kill-at-event machinery of lstm_seq.training"
-)
 
 from tests.training._pipeline import loader_position, metrics, run, weights
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_seq.audio.export import ExportedFiles, export_acoustic_model
+from lstm_seq.audio.export import export_acoustic_model
 from lstm_seq.audio.features import fit_global_cmvn
 from lstm_seq.audio.module import ASRModule
+from lstm_seq.export_files import ExportedFiles
 from tests.audio.conftest import speechlike
 
 ort = pytest.importorskip("onnxruntime")

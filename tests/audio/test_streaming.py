@@ -14,9 +14,9 @@ import torch
 from lstm_seq.audio.data.datasets import SpeechDataset
 from lstm_seq.audio.data.manifest import Utterance
 from lstm_seq.audio.decoding.decode import greedy_decode
-from lstm_seq.audio.features import FeatureConfig, fit_global_cmvn
+from lstm_seq.audio.features import FeatureConfig, fit_dataset_cmvn, fit_global_cmvn
 from lstm_seq.audio.module import ASRModule
-from lstm_seq.audio.streaming import StreamingSession, check_streamable, fit_dataset_cmvn
+from lstm_seq.audio.streaming import StreamingSession, check_streamable
 from tests.audio.conftest import speechlike
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from lstm_seq.training.faults import KILL_ENV
 from tests._env import clean_env
+from tests.training._kill_switch import KILL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,10 +40,13 @@ def run(
     cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m pipelines.<pipeline> *overrides``. ``kill_at`` (``EVENT:N``, see
-    :mod:`lstm_seq.training.faults`) makes the process SIGKILL itself at that moment; ``check`` then
-    requires that it died so, else that it exited 0."""
+    :mod:`tests.training._kill_switch`) runs it through that module instead, which makes the process SIGKILL
+    itself at that moment; ``check`` then requires that it died so, else that it exited 0."""
     cmd = [sys.executable, "-m", f"pipelines.{pipeline}", *overrides]
-    extra = {KILL_ENV: kill_at} if kill_at else {}
+    extra: dict[str, str] = {}
+    if kill_at:  # python -m tests.training._kill_switch pipelines.<pipeline> *overrides
+        cmd = [sys.executable, "-m", "tests.training._kill_switch", *cmd[2:]]
+        extra[KILL_ENV] = kill_at
     proc = subprocess.run(cmd, cwd=cwd, env=env(**extra), capture_output=True, text=True, timeout=timeout)
     if check:
         want = -signal.SIGKILL if kill_at else 0

@@ -2,7 +2,7 @@
 counters and best checkpoint as a run that was never interrupted (same seed, deterministic CPU training).
 
 Each pipeline runs on its smoke corpus with ``last.ckpt`` written after every optimizer step and at every
-epoch end. A run kills itself (SIGKILL, ``LSTM_SEQ_KILL_AT``, see lstm_seq.training.faults) right after the
+epoch end. A run kills itself (SIGKILL, ``LSTM_SEQ_KILL_AT``, see tests/training/_kill_switch.py) right after the
 k-th write of ``last.ckpt``, right after a training batch (the last one of an epoch: before its
 validation) or during a validation. The fast tier kills each pipeline twice in a chain: after the
 end-of-epoch-0 save, then the resumed run right after its first (mid-epoch) save, then resumes again. The

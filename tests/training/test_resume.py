@@ -18,8 +18,8 @@ from lstm_seq.training import (
     LastCheckpoint,
     RunCheckpoint,
     fault_tolerance_callbacks,
-    faults,
 )
+from tests.training import _kill_switch
 from tests.training._tiny import Points, Regressor, collate, loader
 
 BATCHES = 10  # per epoch: 40 points, batch size 4
@@ -35,18 +35,16 @@ def _die() -> None:
 
 @pytest.fixture
 def kill_at(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``kill_at("save:3")``: the next fit dies right after that event (lstm_seq.training.faults)."""
-    monkeypatch.setattr(faults, "_die", _die)
+    """``kill_at("save:3")``: the next fit dies right after that event (tests/training/_kill_switch.py,
+    armed by :func:`_trainer`)."""
 
     def arm(spec: str | None) -> None:
-        faults._counts.clear()
         if spec is None:
-            monkeypatch.delenv(faults.KILL_ENV, raising=False)
+            monkeypatch.delenv(_kill_switch.KILL_ENV, raising=False)
         else:
-            monkeypatch.setenv(faults.KILL_ENV, spec)
+            monkeypatch.setenv(_kill_switch.KILL_ENV, spec)
 
-    yield arm
-    faults._counts.clear()
+    return arm
 
 
 class _Crash(pl.Callback):
@@ -77,7 +75,8 @@ def _trainer(
 ) -> pl.Trainer:
     return pl.Trainer(
         max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[*(extra or []), *fault_tolerance_callbacks(ckpt_dir, every)],
+        enable_model_summary=False,
+        callbacks=[*(extra or []), *_kill_switch.arm(fault_tolerance_callbacks(ckpt_dir, every), die=_die)],
         plugins=[AtomicCheckpointIO()], use_distributed_sampler=False, deterministic=True,
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ import pytest
 import sacrebleu
 
 from lstm_seq.metrics.caption import bleu, caption_metrics, cider_d
-from lstm_seq.vision.vocab import tokenize
+from lstm_seq.text import tokenize
 
 WORDS = "a the red blue green circle square star left of right above big small there is and".split()
 

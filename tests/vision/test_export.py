@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from lstm_seq.audio.export import ExportedFiles
+from lstm_seq.export_files import ExportedFiles
 from lstm_seq.vision.export import export_captioner
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lstm_seq.vision.vocab import SPECIALS, Vocabulary, tokenize
+from lstm_seq.text import tokenize
+from lstm_seq.vision.vocab import SPECIALS, Vocabulary
 
 
 def test_tokenize_lowercases_and_drops_punctuation() -> None:
