@@ -46,12 +46,13 @@ from lstm_seq.metrics.caption import (
     caption_metrics,
     colour_confusions,
     mentioned_objects,
+    novel_pair_recall,
     object_metrics,
     scene_confusion,
 )
 from lstm_seq.vision.data.corpus import load_corpus
 from lstm_seq.vision.data.datasets import CaptionDataset
-from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs, novel_pair_recall
+from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs
 from lstm_seq.vision.module import SEARCH_KEYS, CaptionModule
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         test_objs = [it.extra["objects"] for it in test_items]
         test_m, test_caps = evaluate(model, test_x, test_objs)
         test_m.update(caption_metrics(test_caps, [it.captions for it in test_items]))
-        test_m["novel_pair_recall"] = novel_pair_recall(test_caps, test_objs)
+        test_m["novel_pair_recall"] = novel_pair_recall(test_caps, test_objs, held_out_pairs())
 
     print(f"checkpoint {args.ckpt}")
     print(f"{'':18s} {'validation':>11s} {'held_out':>9s} {'held_out_2':>11s}")

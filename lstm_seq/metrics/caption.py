@@ -276,3 +276,29 @@ def object_metrics(
         f"{prefix}colour_accuracy": named / shape_hits if shape_hits else float("nan"),
         f"{prefix}hallucination_rate": (said_total - named) / said_total if said_total else 0.0,
     }
+
+
+def novel_pair_recall(
+    hyps: Sequence[str],
+    objects: Sequence[Sequence[Mapping[str, object]]],
+    held_out: Collection[tuple[str, str]],
+) -> float:
+    """A direct measure of composition: of all ``held_out`` colour–shape objects in the scored images, the
+    fraction whose "<colour> <shape>" phrase appears in the image's caption (BLEU/CIDEr give much partial
+    credit to a caption that names the colour and a wrong shape). NaN when no such object occurs.
+
+    Args:
+        hyps: one caption per image.
+        objects: each image's ``objects`` records (``{"colour", "shape", ...}``, as in the scene corpus'
+            ``captions.json``).
+        held_out: the (colour, shape) pairs kept out of training, e.g.
+            :func:`lstm_seq.vision.data.synth.held_out_pairs`.
+    """
+    total = hits = 0
+    for hyp, objs in zip(hyps, objects, strict=True):
+        words = f" {hyp} "
+        for o in objs:
+            if (o["colour"], o["shape"]) in held_out:
+                total += 1
+                hits += f" {o['colour']} {o['shape']} " in words
+    return hits / total if total else float("nan")

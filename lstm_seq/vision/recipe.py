@@ -18,14 +18,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from lstm_seq.cpus import loader_workers
-from lstm_seq.metrics.caption import caption_metrics, java_metrics, object_metrics
+from lstm_seq.metrics.caption import caption_metrics, java_metrics, novel_pair_recall, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
 from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
 from lstm_seq.vision.data.augment import ImageAugment
 from lstm_seq.vision.data.corpus import Corpus
 from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
 from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, ImageTransform
-from lstm_seq.vision.data.synth import COLOURS, SHAPES, novel_pair_recall
+from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs
 from lstm_seq.vision.decoding.evaluate import caption_split
 from lstm_seq.vision.feature_cache import build_feature_cache
 from lstm_seq.vision.generate import caption_folder
@@ -116,7 +116,7 @@ def evaluate(
     if data["name"] == "scenes":  # composition: how often the held-out colour–shape pairs are named
         objects = {it.image_id: it.extra["objects"] for it in corpus.split("test")}
         objs = [objects[i] for i in said.ids]
-        metrics["test/novel_pair_recall"] = novel_pair_recall(said.hyps, objs)
+        metrics["test/novel_pair_recall"] = novel_pair_recall(said.hyps, objs, held_out_pairs())
         # each object named once, the right number of objects, no phrase said more often than it is there
         metrics.update(object_metrics(said.hyps, objs, COLOURS, SHAPES, prefix="test/"))
     predictions = [

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+from lstm_seq.metrics.caption import novel_pair_recall
 from lstm_seq.vision.data.synth import (
     BACKGROUNDS,
     COLOURS,
@@ -19,7 +21,6 @@ from lstm_seq.vision.data.synth import (
     generate,
     held_out_pairs,
     load_or_generate,
-    novel_pair_recall,
     visible_fractions,
 )
 
@@ -103,9 +104,11 @@ def test_novel_pair_recall() -> None:
         [{"colour": "red", "shape": "circle"}, {"colour": "blue", "shape": "star"}],
         [{"colour": "green", "shape": "square"}],
     ]
-    assert ("red", "circle") in held_out_pairs() and ("green", "square") in held_out_pairs()
-    assert novel_pair_recall(["a big red circle and a blue star", "a green circle"], objs) == 0.5
-    assert novel_pair_recall(["a red circles", "a green square"], objs) == 0.5
+    held = held_out_pairs()
+    assert ("red", "circle") in held and ("green", "square") in held and ("blue", "star") not in held
+    assert novel_pair_recall(["a big red circle and a blue star", "a green circle"], objs, held) == 0.5
+    assert novel_pair_recall(["a red circles", "a green square"], objs, held) == 0.5
+    assert math.isnan(novel_pair_recall(["a blue star"], objs[:1], {("green", "square")}))
 
 
 def test_regeneration_is_byte_identical_and_the_version_is_in_the_key(tmp_path: Path) -> None:

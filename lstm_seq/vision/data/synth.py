@@ -491,23 +491,3 @@ def _read_scenes(folder: Path, cfg: SceneConfig) -> tuple[np.ndarray, list[dict[
         raise ValueError(f"{folder}: the cached scene corpus is damaged ({len(images)} images, {len(records)} "
                          f"records, {n} expected)")  # fmt: skip
     return images, records
-
-
-def novel_pair_recall(hyps: list[str], objects: list[list[dict[str, Any]]]) -> float:
-    """A direct measure of composition: of all held-out colour–shape objects in the scored images, the
-    fraction whose "<colour> <shape>" phrase appears in the image's caption (BLEU/CIDEr give much partial
-    credit to a caption that names the colour and a wrong shape).
-
-    Args:
-        hyps: one caption per image.
-        objects: each image's ``objects`` records (as in ``captions.json``).
-    """
-    held = held_out_pairs()
-    total = hits = 0
-    for hyp, objs in zip(hyps, objects, strict=True):
-        words = f" {hyp} "
-        for o in objs:
-            if (o["colour"], o["shape"]) in held:
-                total += 1
-                hits += f" {o['colour']} {o['shape']} " in words
-    return hits / total if total else float("nan")
