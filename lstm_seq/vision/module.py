@@ -219,13 +219,20 @@ class CaptionModule(pl.LightningModule):
             self.log("train/sampling_prob", p, batch_size=bs)
         return ce + reg
 
+    def caption_batch(self, batch: dict[str, Any], beam_size: int | None) -> tuple[torch.Tensor, list[str]]:
+        """One evaluation batch: the teacher-forced cross-entropy of the first reference (a scalar tensor,
+        the batch mean) and the captions decoded with ``beam_size`` (None: the model's own), one per image.
+        Validation and :func:`lstm_seq.vision.decoding.evaluate.caption_split` both go through here."""
+        ce, _ = self.caption_loss(batch)
+        out = self.generate(batch["images"], beam_size=beam_size)
+        return ce, self.vocab.decode_batch(out.tokens)
+
     def _eval_step(self, batch: dict[str, Any], stage: str, beam: int) -> None:
         if not batch["ids"]:
             return
-        ce, _ = self.caption_loss(batch)
+        ce, hyps = self.caption_batch(batch, beam)
         self.log(f"{stage}/loss", ce, batch_size=len(batch["ids"]))
-        out = self.generate(batch["images"], beam_size=beam)
-        self._eval["hyps"].extend(self.vocab.decode_batch(out.tokens))
+        self._eval["hyps"].extend(hyps)
         self._eval["refs"].extend(batch["refs"])
         self._eval["ids"].extend(batch["ids"])
 

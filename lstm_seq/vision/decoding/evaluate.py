@@ -49,11 +49,10 @@ def caption_split(
             if not batch["ids"]:
                 continue
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            ce, _ = model.caption_loss(batch)
+            ce, hyps = model.caption_batch(batch, beam_size)
             out.loss_sum += float(ce) * len(batch["ids"])
             out.loss_weight += len(batch["ids"])
-            decoded = model.generate(batch["images"], beam_size=beam_size)
-            out.hyps.extend(model.vocab.decode_batch(decoded.tokens))
+            out.hyps.extend(hyps)
             out.refs.extend(batch["refs"])
             out.ids.extend(batch["ids"])
     finally:
