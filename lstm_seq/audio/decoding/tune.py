@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from lstm_seq.audio.decoding.decode import BeamSearchDecoder
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
 from lstm_seq.audio.decoding.evaluate import Emissions
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.cpus import usable_cpus
