@@ -19,6 +19,7 @@ Which LM and lexicon a trained model uses is :class:`~lstm_seq.audio.decoding.se
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -62,53 +63,7 @@ def build_decoder(
     """
     if cfg.lexicon and not lexicon:
         raise ValueError("decode.lexicon=true: beam search needs the words it may spell (lexicon=)")
-    words = sorted(lexicon or ()) if cfg.lexicon else []
-    if cfg.backend == "torch":
-        model = None
-        if lm is not None and cfg.lexicon:
-            model = NGramLM(lm) if isinstance(lm, NGramTable) else NGramLM.from_arpa(lm)
-        trie = (
-            LexiconTrie(words, [vocab.encode(w) for w in words], len(vocab), model) if cfg.lexicon else None
-        )
-        space = vocab.encode(" ")[0] if " " in vocab.tokens else -1
-
-        def torch_search(c: BeamConfig) -> CTCBeamSearch:
-            return CTCBeamSearch(
-                len(vocab), vocab.blank, space, list(vocab.tokens), trie, model, beam_size=c.beam_size,
-                beam_threshold=c.beam_threshold, lm_weight=c.lm_weight, word_score=c.word_score,
-            )  # fmt: skip
-
-        return BeamSearchDecoder(vocab, cfg, torch_search)
-
-    try:
-        from torchaudio.models.decoder import ctc_decoder
-    except (ImportError, RuntimeError) as exc:  # flashlight-text missing (torchaudio raises RuntimeError)
-        raise ImportError(
-            f"decode.backend=flashlight needs flashlight-text (pip install -e '.[flashlight]'): {exc}"
-        ) from exc
-    keep = tempfile.TemporaryDirectory(prefix="lstm_seq_lm_") if work_dir is None else None
-    work = Path(keep.name if keep is not None else work_dir)  # type: ignore[arg-type]
-    work.mkdir(parents=True, exist_ok=True)
-    lexicon_file = None
-    if cfg.lexicon:
-        # spellings without a trailing "|": the model emits no space after the last word, and the spaces
-        # between words are taken as the silence token
-        lexicon_file = work / "lexicon.txt"
-        lexicon_file.write_text("".join(f"{w}\t{' '.join(w)}\n" for w in words))
-    lm_file = Path(lm) if lm is not None and not isinstance(lm, NGramTable) else None
-    if isinstance(lm, NGramTable):
-        lm_file = work / "lm.arpa"
-        lm_file.write_text(lm.to_arpa())
-
-    def flashlight_search(c: BeamConfig) -> Any:
-        return ctc_decoder(
-            lexicon=str(lexicon_file) if lexicon_file else None, tokens=flashlight_tokens(vocab),
-            lm=str(lm_file) if lm_file else None, nbest=1, beam_size=c.beam_size, beam_threshold=c.beam_threshold,
-            lm_weight=c.lm_weight, word_score=c.word_score, unk_word="<unk>", unk_score=c.unk_score,
-            sil_score=0.0, log_add=False, blank_token="-", sil_token="|",
-        )  # fmt: skip
-
-    return BeamSearchDecoder(vocab, cfg, flashlight_search, keep)
+    return BeamSearchDecoder(vocab, cfg, sorted(lexicon or ()) if cfg.lexicon else [], lm, work_dir)
 
 
 def flashlight_tokens(vocab: CharVocab) -> list[str]:
@@ -117,27 +72,74 @@ def flashlight_tokens(vocab: CharVocab) -> list[str]:
 
 
 class BeamSearchDecoder:
-    """A beam search with its LM, lexicon and settings fixed; made by :func:`build_decoder`.
-
-    Args:
-        vocab: the model's vocabulary.
-        cfg: the settings.
-        search: makes the backend's search object for a :class:`BeamConfig` (the LM and lexicon already built).
-        keep: an object to keep alive as long as the decoder (the flashlight backend's temporary folder).
-    """
+    """A beam search with its LM, lexicon and settings fixed; made by :func:`build_decoder` (the arguments are
+    its own). The LM and lexicon are built here once; :meth:`with_weights` re-uses them."""
 
     def __init__(
-        self, vocab: CharVocab, cfg: BeamConfig, search: Callable[[BeamConfig], Any], keep: Any = None
+        self,
+        vocab: CharVocab,
+        cfg: BeamConfig,
+        words: Sequence[str],
+        lm: LMSource | None,
+        work_dir: str | os.PathLike[str] | None,
     ) -> None:
         self.vocab, self.cfg = vocab, cfg
-        self._make, self._keep = search, keep
-        self._search = search(cfg)
+        self._keep: tempfile.TemporaryDirectory[str] | None = None
+        if cfg.backend == "flashlight":
+            self._make: Callable[[BeamConfig], Any] = self._flashlight(words, lm, work_dir)
+        else:
+            model = None
+            if lm is not None and cfg.lexicon:
+                model = NGramLM(lm) if isinstance(lm, NGramTable) else NGramLM.from_arpa(lm)
+            spell = [vocab.encode(w) for w in words]
+            trie = LexiconTrie(words, spell, len(vocab), model) if cfg.lexicon else None
+            space = vocab.encode(" ")[0] if " " in vocab.tokens else -1
+            self._make = lambda c: CTCBeamSearch(
+                len(vocab), vocab.blank, space, list(vocab.tokens), trie, model, beam_size=c.beam_size,
+                beam_threshold=c.beam_threshold, lm_weight=c.lm_weight, word_score=c.word_score,
+            )  # fmt: skip
+        self._search = self._make(cfg)
+
+    def _flashlight(
+        self, words: Sequence[str], lm: LMSource | None, work_dir: str | os.PathLike[str] | None
+    ) -> Callable[[BeamConfig], Any]:
+        """torchaudio's ``ctc_decoder`` for a :class:`BeamConfig`, over files: ``lexicon.txt`` and (for a table)
+        ``lm.arpa`` written to ``work_dir`` or a temporary folder."""
+        try:
+            from torchaudio.models.decoder import ctc_decoder
+        except (ImportError, RuntimeError) as exc:  # flashlight-text missing (torchaudio raises RuntimeError)
+            raise ImportError(
+                f"decode.backend=flashlight needs flashlight-text (pip install -e '.[flashlight]'): {exc}"
+            ) from exc
+        if work_dir is None:
+            self._keep = tempfile.TemporaryDirectory(prefix="lstm_seq_lm_")
+        work = Path(self._keep.name if self._keep is not None else work_dir)  # type: ignore[arg-type]
+        work.mkdir(parents=True, exist_ok=True)
+        lexicon_file = None
+        if self.cfg.lexicon:
+            # spellings without a trailing "|": the model emits no space after the last word, and the spaces
+            # between words are taken as the silence token
+            lexicon_file = work / "lexicon.txt"
+            lexicon_file.write_text("".join(f"{w}\t{' '.join(w)}\n" for w in words))
+        lm_file = Path(lm) if lm is not None and not isinstance(lm, NGramTable) else None
+        if isinstance(lm, NGramTable):
+            lm_file = work / "lm.arpa"
+            lm_file.write_text(lm.to_arpa())
+        tokens = flashlight_tokens(self.vocab)
+        return lambda c: ctc_decoder(
+            lexicon=str(lexicon_file) if lexicon_file else None, tokens=tokens,
+            lm=str(lm_file) if lm_file else None, nbest=1, beam_size=c.beam_size, beam_threshold=c.beam_threshold,
+            lm_weight=c.lm_weight, word_score=c.word_score, unk_word="<unk>", unk_score=c.unk_score,
+            sil_score=0.0, log_add=False, blank_token="-", sil_token="|",
+        )  # fmt: skip
 
     def with_weights(self, lm_weight: float, word_score: float) -> BeamSearchDecoder:
         """The same decoder (the same LM and lexicon, not built again) with another LM weight and word score:
         what tuning on the validation set tries."""
-        cfg = replace(self.cfg, lm_weight=float(lm_weight), word_score=float(word_score))
-        return BeamSearchDecoder(self.vocab, cfg, self._make, self._keep)
+        other = copy.copy(self)
+        other.cfg = replace(self.cfg, lm_weight=float(lm_weight), word_score=float(word_score))
+        other._search = self._make(other.cfg)
+        return other
 
     def nbest(self, log_probs: Tensor, lengths: Tensor, n: int) -> list[list[tuple[str, float]]]:
         """Up to ``n`` distinct ``(text, score)`` per utterance, best first (score: acoustic + weighted LM + word
