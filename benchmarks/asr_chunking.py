@@ -6,7 +6,7 @@ chunked (:meth:`lstm_seq.audio.recognizer.Recognizer.chunk_bounds`, no overlap, 
 how many clips give the same text both ways, how many cuts fall inside a gap, and both WERs against the joined
 references; writes ``benchmarks/results/<date>-<device>-asr-chunking.json``.
 
-    python -m benchmarks.asr_chunking --ckpt outputs/…/checkpoints/best-epoch13.ckpt
+    python -m benchmarks.asr_chunking --ckpt outputs/…/checkpoints/final.ckpt
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ checkpoint's tuned values unless given). Prints WER/CER per split and backend, t
 whose transcripts differ, and speed in utterances per second, batched (the loader's batches) and one
 utterance at a time, then writes ``benchmarks/results/<date>-<device>-asr-decoder.json``.
 
-    python -m benchmarks.asr_decoder --ckpt outputs/…/checkpoints/best-epoch14.ckpt
+    python -m benchmarks.asr_decoder --ckpt outputs/…/checkpoints/final.ckpt
     python -m benchmarks.asr_decoder --ckpt PATH --device cuda        # the torch decoder on the GPU too
     python -m benchmarks.asr_decoder --ckpt PATH --beam-size 100 --lm-weight 1.5
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,8 @@ import torch
 from benchmarks.lstm_speed import device_name, write_result
 from lstm_seq.audio import recipe
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.decode import BeamConfig
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
 from lstm_seq.audio.decoding.evaluate import Emissions, collect_emissions
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.metrics.wer import char_errors, word_errors
@@ -100,21 +100,20 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         print("flashlight-text is not installed (pip install -e '.[flashlight]'): torch rows only")
     cases = []
-    with tempfile.TemporaryDirectory() as work:
-        for backend, device in backends:
-            cfg = BeamConfig(
-                beam_size=args.beam_size, lm_weight=lm_weight, word_score=word_score, backend=backend
-            )
-            decoder = setup.decoder(module.vocab, cfg, Path(work) / backend)
-            for split, em in splits.items():
-                hyps, secs = timed_decode(decoder, em, False, device)
-                _, secs_one = timed_decode(decoder, em, True, device)
-                cases.append({
-                    "backend": backend, "device": device, "split": split, "utterances": len(em.refs),
-                    "wer": word_errors(em.refs, hyps).rate, "cer": char_errors(em.refs, hyps).rate,
-                    "utt_per_s_batched": len(em.refs) / secs, "utt_per_s_one": len(em.refs) / secs_one,
-                    "batch_size": em.batches[0][0].shape[0], "_hyps": hyps,
-                })  # fmt: skip
+    for backend, device in backends:
+        cfg = BeamConfig(
+            beam_size=args.beam_size, lm_weight=lm_weight, word_score=word_score, backend=backend
+        )
+        decoder = setup.decoder(module.vocab, cfg)  # build_decoder with the checkpoint's LM and lexicon
+        for split, em in splits.items():
+            hyps, secs = timed_decode(decoder, em, False, device)
+            _, secs_one = timed_decode(decoder, em, True, device)
+            cases.append({
+                "backend": backend, "device": device, "split": split, "utterances": len(em.refs),
+                "wer": word_errors(em.refs, hyps).rate, "cer": char_errors(em.refs, hyps).rate,
+                "utt_per_s_batched": len(em.refs) / secs, "utt_per_s_one": len(em.refs) / secs_one,
+                "batch_size": em.batches[0][0].shape[0], "_hyps": hyps,
+            })  # fmt: skip
     reference = {c["split"]: c["_hyps"] for c in cases if c["backend"] == "flashlight"}
     print(
         f"\nbeam {args.beam_size}, LM weight {lm_weight:g}, word score {word_score:g}, threshold {BeamConfig.beam_threshold:g}"

@@ -23,7 +23,7 @@ the LM weight / word score tuned on validation and stored in the checkpoint
 (:func:`lstm_seq.audio.recipe.beam_decoder`); greedy WER is reported next to it. Prints a table and writes
 ``benchmarks/results/<date>-<device>-asr-robustness[-TAG].json``.
 
-    python -m benchmarks.asr_robustness --ckpt outputs/…/checkpoints/best-….ckpt
+    python -m benchmarks.asr_robustness --ckpt outputs/…/checkpoints/final.ckpt
     python -m benchmarks.asr_robustness --ckpt PATH --per-voice 10 --engines flite     # quick look
     python -m benchmarks.asr_robustness --ckpt PATH --test-manifest data/…/test.jsonl  # another in-domain set
 """

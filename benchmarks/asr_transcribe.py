@@ -7,7 +7,7 @@ loaded. Prints files per second and the real-time factor (seconds of computing p
 that every API configuration gives the command line's transcripts (beam) or the same greedy text at every
 batch size, and writes ``benchmarks/results/<date>-<device>-asr-transcribe.json``.
 
-    python -m benchmarks.asr_transcribe --ckpt outputs/…/checkpoints/best-epoch13.ckpt
+    python -m benchmarks.asr_transcribe --ckpt outputs/…/checkpoints/final.ckpt
     python -m benchmarks.asr_transcribe --ckpt PATH --files 120 --batch-sizes 1 16 --device cuda
 """
 

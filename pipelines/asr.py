@@ -79,7 +79,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     dm = recipe.datamodule(module, manifests(cfg, out), plain(cfg.data), cfg.seed, augment)
     device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
     if cfg.mode == "test":
-        results, _ = recipe.evaluate(module, dm, decode, out, device)
+        results, _ = recipe.evaluate(module, dm, recipe.beam_decoder(module, decode, out / "lm"), out, device)
         print(f"test: {recipe.describe(results)} → {out / 'metrics.json'}")
         return results
     # every input the run will need, before the first training step: the LM file, all manifests
@@ -89,20 +89,22 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     if fitted is None:  # DDP: rank 0 alone tests and writes the outputs
         return {}
     best = ASRModule.load(fitted.best) if fitted.best else module
-    checkpoints = [
-        p for p in {fitted.best, str(out / "checkpoints" / "last.ckpt")} if p and Path(p).is_file()
-    ]
+    final = out / "checkpoints" / "final.ckpt"  # the best weights with the decoding tuned after training
     report = {**fitted.report, "train/dropped_ctc": module.dropped_ctc}
-    results = recipe.finish_training(best, dm, decode, out, report, checkpoints, cfg.plot_utterances, device)
+    results = recipe.finish_training(
+        best, dm, decode, out, report, fitted.best, final, cfg.plot_utterances, device
+    )
     write_json_atomic(out / "config.json", plain(cfg))
     print(
         f"\nASR done in {time.time() - t0:.0f} s — test {recipe.describe(results)}; best checkpoint {fitted.best}"
     )
     print(f"run dir: {out}")
     if fitted.best:
-        print("evaluate the best checkpoint again / transcribe a folder of audio files with it:")
-        print("  " + paste_command("asr", {"mode": "test", "ckpt": fitted.best}))
-        print("  " + paste_command("asr", {"mode": "transcribe", "ckpt": fitted.best}, ["audio_dir=DIR"]))
+        print(
+            "evaluate the final checkpoint (best weights, tuned decoding) / transcribe audio files with it:"
+        )
+        print("  " + paste_command("asr", {"mode": "test", "ckpt": str(final)}))
+        print("  " + paste_command("asr", {"mode": "transcribe", "ckpt": str(final)}, ["audio_dir=DIR"]))
     return results
 
 

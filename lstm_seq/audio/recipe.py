@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,19 @@ from lstm_seq.audio.data.datamodule import ASRDataModule
 from lstm_seq.audio.data.importers import IMPORTERS
 from lstm_seq.audio.data.manifest import read_manifest, write_manifest
 from lstm_seq.audio.data.synth import SynthConfig, build_corpus
-from lstm_seq.audio.decoding.decode import BeamSearchDecoder
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
 from lstm_seq.audio.decoding.evaluate import collect_emissions
 from lstm_seq.audio.decoding.evaluate import evaluate as score_emissions
 from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.decoding.setup import build as build_decoding
+from lstm_seq.audio.decoding.tune import tune_beam
 from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.plots import plot_utterances
 from lstm_seq.audio.recognizer import Recognizer
 from lstm_seq.audio.transcribe import transcribe_to_jsonl
+from lstm_seq.metrics.wer import word_errors
 from lstm_seq.outputs import write_json_atomic, write_jsonl_atomic, write_metrics
+from lstm_seq.training.checkpoint_io import load_checkpoint_file, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -133,39 +137,39 @@ def check_inputs(dm: ASRDataModule) -> dict[str, int]:
     return {split: len(dm.dataset(split)) for split in dm.manifests}
 
 
+def beam_decoder(
+    module: ASRModule, decode: Mapping[str, Any], work_dir: Path | None = None
+) -> BeamSearchDecoder | None:
+    """The configured beam search over the module's own LM, lexicon and tuned weights
+    (:meth:`DecodingSetup.decoder` → :func:`~lstm_seq.audio.decoding.decoder.build_decoder`); None: greedy.
+    ``work_dir``: the flashlight backend's ``lexicon.txt`` / ``lm.arpa`` (the torch backend writes nothing)."""
+    cfg = module.decoding.beam_config(decode)
+    return module.decoding.decoder(module.vocab, cfg, work_dir) if cfg is not None else None
+
+
 def tune_decoding(
-    module: ASRModule,
-    dm: ASRDataModule,
-    decode: Mapping[str, Any],
-    out: Path,
-    checkpoints: Sequence[str | Path] = (),
-    device: str = "cpu",
-) -> tuple[DecodingSetup, dict[str, float], BeamSearchDecoder | None]:
-    """After training: choose the null ones of ``lm_weight`` / ``word_score`` on the validation set (grids
-    ``tune_lm_weights`` / ``tune_word_scores``), store the tuned setup in ``module`` and in each of
-    ``checkpoints`` (so ``mode=test`` and ``mode=transcribe`` use it), and write every pair's score to
-    ``<out>/beam_tuning.json``. Returns the setup, the metrics to record ({} when nothing is tuned) and the
-    decoder with the chosen weights (None when nothing is tuned), which the test can re-use: one LM estimate
-    and one lexicon trie per run."""
-    setup = module.decoding
-    base = setup.beam_config(decode)
+    module: ASRModule, dm: ASRDataModule, decode: Mapping[str, Any], out: Path, device: str = "cpu"
+) -> tuple[BeamSearchDecoder | None, dict[str, float]]:
+    """After training, once: the run's beam-search decoder, with the null ones of ``lm_weight`` /
+    ``word_score`` chosen on the validation set (grids ``tune_lm_weights`` / ``tune_word_scores``; a fixed
+    value is a one-point grid). The chosen pair goes into ``module.decoding`` (so the final checkpoint holds
+    it) and every pair's score into ``<out>/beam_tuning.json``. Returns the decoder the test uses (one LM and
+    one lexicon trie per run; None: greedy) and the metrics to record ({} when nothing was tuned)."""
+    decoder = beam_decoder(module, decode, out / "lm")
     grids = {
         k: [decode[k]] if decode.get(k) is not None else list(decode.get(f"tune_{k}s") or [])
         for k in ("lm_weight", "word_score")
-    }  # a fixed value is a one-point grid; a null one is searched
-    if base is None or base.lm_order == 0 or not setup.has_lm_source:
-        return setup, {}, None
+    }
+    if decoder is None or decoder.cfg.lm_order == 0 or not module.decoding.has_lm_source:
+        return decoder, {}
     if all(decode.get(k) is not None for k in grids) or not all(grids.values()):
-        return setup, {}, None
+        return decoder, {}
     t0 = time.time()
-    decoder = setup.decoder(module.vocab, base, out / "lm")
-    if decoder is None:
-        return setup, {}, None
     emissions = collect_emissions(module, dm.val_dataloader(), device)
-    setup, result = setup.tune(decoder, emissions, module.vocab, grids["lm_weight"], grids["word_score"])
-    module.decoding = setup
-    for path in checkpoints:
-        setup.store(path)
+    greedy = emissions.greedy(module.vocab)  # best-path decoding, for comparison
+    greedy_wer = word_errors(emissions.refs, greedy).rate
+    result = tune_beam(decoder, emissions, grids["lm_weight"], grids["word_score"])
+    module.decoding = replace(module.decoding, lm_weight=result.lm_weight, word_score=result.word_score)
     chosen = {"lm_weight": result.lm_weight, "word_score": result.word_score}
     write_json_atomic(out / "beam_tuning.json", {"chosen": chosen, "table": result.table})
     log.info(
@@ -176,50 +180,44 @@ def tune_decoding(
         result.lm_weight,
         result.word_score,
         100 * result.wer,
-        100 * result.greedy_wer,
+        100 * greedy_wer,
     )
     metrics = {
         "decode/lm_weight": result.lm_weight,
         "decode/word_score": result.word_score,
         "val/wer_beam_tuned": result.wer,
         "val/cer_beam_tuned": result.cer,
-        "val/wer_greedy_final": result.greedy_wer,
+        "val/wer_greedy_final": greedy_wer,
     }
-    return setup, metrics, decoder.with_weights(result.lm_weight, result.word_score)
+    return decoder.with_weights(result.lm_weight, result.word_score), metrics
 
 
-def beam_decoder(
-    module: ASRModule, decode: Mapping[str, Any], work_dir: Path, built: BeamSearchDecoder | None = None
-) -> BeamSearchDecoder | None:
-    """The configured beam search over the module's own LM, lexicon and tuned weights; None: greedy.
-    ``built``: a decoder already made for this module (by :func:`tune_decoding`), used when its settings are
-    the configured ones."""
-    cfg = module.decoding.beam_config(decode)
-    if cfg is None:
-        return None
-    decoder = (
-        built
-        if built is not None and built.cfg == cfg
-        else module.decoding.decoder(module.vocab, cfg, work_dir)
-    )
-    if decoder is not None:
-        log.info("beam search: lm_weight %.2f, word_score %.2f", cfg.lm_weight, cfg.word_score)
-    return decoder
+def save_final(module: ASRModule, best: str | Path, path: Path) -> Path:
+    """The run's final checkpoint at ``path``: the checkpoint ``best`` as training wrote it (weights, settings,
+    loader position) with ``module``'s decoding entry — LM source, lexicon and the weights tuned after
+    training — put in by the hook that fills every checkpoint (:meth:`ASRModule.on_save_checkpoint`).
+    Self-contained: ``mode=test``, ``mode=transcribe`` and ``Recognizer`` need nothing else."""
+    ckpt = load_checkpoint_file(best, "cpu", require_state_dict=False)
+    module.on_save_checkpoint(ckpt)
+    save_atomic(ckpt, path)
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ runs
 def evaluate(
     module: ASRModule,
     dm: ASRDataModule,
-    decode: Mapping[str, Any],
+    decoder: BeamSearchDecoder | None,
     out: Path,
     device: str = "cpu",
-    built: BeamSearchDecoder | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``mode=test`` (and the end of training): WER/CER on the test split with greedy and, when configured,
-    beam + LM decoding (``built``: see :func:`beam_decoder`); writes metrics.json and predictions.jsonl.
-    Returns the metrics and the predictions (one row per utterance)."""
-    decoder = beam_decoder(module, decode, out / "lm", built)
+    """``mode=test`` (and the end of training): WER/CER on the test split with greedy and, given ``decoder``
+    (:func:`beam_decoder`, or the tuned one of :func:`tune_decoding`), beam + LM decoding; writes metrics.json
+    and predictions.jsonl. Returns the metrics and the predictions (one row per utterance)."""
+    if decoder is not None:
+        log.info(
+            "beam search: lm_weight %.2f, word_score %.2f", decoder.cfg.lm_weight, decoder.cfg.word_score
+        )
     emissions = collect_emissions(module, dm.test_dataloader(), device)
     results, predictions = score_emissions(emissions, module.vocab, decoder)
     if decoder is not None:
@@ -237,14 +235,20 @@ def finish_training(
     decode: Mapping[str, Any],
     out: Path,
     report: Mapping[str, Any],
-    checkpoints: Sequence[str | Path] = (),
+    best: str | Path | None = None,
+    final: Path | None = None,
     plots: int = 0,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """After fitting: tune the decoder on validation, test, record the data and training counters in
-    metrics.json and draw ``plots`` test utterances (MFCCs, CTC posteriors, decoded vs reference text)."""
-    _, results, tuned = tune_decoding(module, dm, decode, out, checkpoints, device)
-    tested, predictions = evaluate(module, dm, decode, out, device, tuned)
+    """After fitting, in this order: tune the decoder on validation (:func:`tune_decoding`), write the final
+    checkpoint ``final`` (``best``'s weights with the tuned decoding: :func:`save_final`; not written when
+    either is None), test with the tuned decoder, record the data and training counters in metrics.json and
+    draw ``plots`` test utterances (MFCCs, CTC posteriors, decoded vs reference text). ``module``: the
+    model of ``best``."""
+    decoder, results = tune_decoding(module, dm, decode, out, device)
+    if best and final is not None:
+        save_final(module, best, final)
+    tested, predictions = evaluate(module, dm, decoder, out, device)
     results.update(tested)
     results.update(report)
     for split in dm.manifests:  # every split, also one that no loader of this process needed (a resume)

@@ -4,7 +4,7 @@
 
     from lstm_seq.audio import Recognizer
 
-    asr = Recognizer.from_checkpoint("outputs/…/checkpoints/best.ckpt")          # beam + LM, tuned weights
+    asr = Recognizer.from_checkpoint("outputs/…/checkpoints/final.ckpt")         # beam + LM, tuned weights
     for r in asr.transcribe(["a.wav", "clips/", (samples, 44100)], batch_size=16, word_timestamps=True):
         print(r.path, r.text if r.ok else r.error, r.confidence, r.words)
 
@@ -17,7 +17,8 @@ An item that cannot be read gets a result with ``error`` set; the call never fai
 
 Utterances of every item are batched together (sorted by length, ``batch_size`` at a time) and decoded by the
 checkpoint's own :class:`~lstm_seq.audio.decoding.setup.DecodingSetup` — the same beam search, LM and tuned
-weights as ``mode=test`` — or greedily (``decode="greedy"``). A clip longer than ``chunk_s`` is cut at its
+weights as ``mode=test``, made by :func:`~lstm_seq.audio.decoding.decoder.build_decoder` — or greedily
+(``decode="greedy"``). A clip longer than ``chunk_s`` is cut at its
 quietest frames near each chunk boundary (:func:`chunk_bounds`) and its chunks'
 texts joined. Word times come from a CTC forced alignment of the decoded text
 (:mod:`lstm_seq.audio.decoding.align`), which also gives each word's confidence.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,8 @@ import torch
 
 from lstm_seq.audio.data.io import AudioReadError, as_mono, find_audio_files, is_silent, load_audio, resample
 from lstm_seq.audio.decoding.align import word_spans
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder, greedy_decode
+from lstm_seq.audio.decoding.decode import BeamConfig, greedy_decode
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
 from lstm_seq.audio.module import ASRModule
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,6 @@ class Recognizer:
         self.vocab = module.vocab
         self.sample_rate = module.feature_cfg.sample_rate
         self.chunk = int(chunk_s * self.sample_rate)
-        self._work = tempfile.TemporaryDirectory(prefix="lstm_seq_lm_")
         self.decoder = self._decoder(decode)
 
     def _decoder(self, decode: str | Mapping[str, Any] | BeamConfig) -> BeamSearchDecoder | None:
@@ -192,7 +192,7 @@ class Recognizer:
             )
         if cfg is None:
             return None
-        return self.module.decoding.decoder(self.vocab, cfg, self._work.name)
+        return self.module.decoding.decoder(self.vocab, cfg)
 
     @classmethod
     def from_checkpoint(

@@ -25,7 +25,7 @@ def _lines(path: Path) -> list[str]:
 
 
 def test_a_complete_estimate_is_accepted(arpa: Path) -> None:
-    lm = NGramLM(arpa)
+    lm = NGramLM.from_arpa(arpa)
     assert lm.order == 3 and "door" in lm.index
     assert DecodingSetup.from_arpa(arpa, CharVocab()).words
 
@@ -37,7 +37,7 @@ def test_nan_log_probabilities_are_refused(arpa: Path, tmp_path: Path) -> None:
     nan.write_text("\n".join("nan\t" + ln.split("\t", 1)[1] if i > first and "\t" in ln else ln
                              for i, ln in enumerate(lines)) + "\n")  # fmt: skip
     with pytest.raises(ValueError, match=rf"{nan}:{first + 2}: log-probability nan"):
-        NGramLM(nan)
+        NGramLM.from_arpa(nan)
     with pytest.raises(ValueError, match="log-probability nan"):
         DecodingSetup.from_arpa(nan, CharVocab())  # checked when the run starts, not at test time
 
@@ -51,7 +51,7 @@ def test_a_file_cut_inside_its_bigrams_is_refused(arpa: Path, tmp_path: Path) ->
     with pytest.raises(
         ValueError, match=r"cut\.arpa: the header says \d+ 2-grams, the \\2-grams: section has 3"
     ):
-        NGramLM(cut)
+        NGramLM.from_arpa(cut)
     with pytest.raises(ValueError, match=r"cut\.arpa: the header says"):
         DecodingSetup.from_arpa(cut, CharVocab())
 
@@ -60,6 +60,6 @@ def test_an_upper_case_lm_is_refused_with_a_word_about_case(arpa: Path, tmp_path
     upper = tmp_path / "upper.arpa"
     upper.write_text(arpa.read_text().upper().replace("\\DATA\\", "\\data\\").replace("NGRAM", "ngram")
                      .replace("-GRAMS:", "-grams:").replace("\\END\\", "\\end\\"))  # fmt: skip
-    assert "DOOR" in NGramLM(upper).index  # a valid ARPA file
+    assert "DOOR" in NGramLM.from_arpa(upper).index  # a valid ARPA file
     with pytest.raises(ValueError, match=r"upper case \(e\.g\. '.*'\).*lower-case the file"):
         DecodingSetup.from_arpa(upper, CharVocab())

@@ -76,7 +76,7 @@ def arpa(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ngram_scores_follow_the_arpa_backoff_rule(arpa: Path) -> None:
-    lm = NGramLM(arpa)
+    lm = NGramLM.from_arpa(arpa)
     words = [*sorted({w for t in TEXTS for w in t.split()}), "</s>", "zebra"]
     histories = [["<s>"], ["<s>", "turn"], ["turn", "left"], ["red", "door"], ["the", "car"], ["go", "zebra"]]
     for hist in histories:
@@ -95,11 +95,11 @@ def test_ngram_rejects_a_file_that_is_not_arpa(tmp_path: Path) -> None:
     bad = tmp_path / "bad.arpa"
     bad.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\nnot-a-number hello\n")
     with pytest.raises(ValueError, match=r"bad\.arpa:5: not an ARPA 1-gram line"):
-        NGramLM(bad)
+        NGramLM.from_arpa(bad)
 
 
 def test_trie_smears_the_best_unigram_below_each_node(arpa: Path) -> None:
-    lm = NGramLM(arpa)
+    lm = NGramLM.from_arpa(arpa)
     words = ["the", "to", "turn"]
     trie = LexiconTrie(words, [V.encode(w) for w in words], len(V), lm)
     t = int(trie.child[0, V.encode("t")[0]])
@@ -155,7 +155,7 @@ def test_free_spelling_without_lexicon_keeps_any_characters(tmp_path: Path) -> N
 
 
 def test_nbest_is_sorted_and_distinct(arpa: Path) -> None:
-    lm = NGramLM(arpa)
+    lm = NGramLM.from_arpa(arpa)
     words = sorted({w for t in TEXTS for w in t.split()})
     trie = LexiconTrie(words, [V.encode(w) for w in words], len(V), lm)
     search = CTCBeamSearch(len(V), V.blank, V.encode(" ")[0], list(V.tokens), trie, lm, beam_size=16)

@@ -15,7 +15,8 @@ import sys, torch
 import pipelines.asr
 from lstm_seq.audio.features import FeatureConfig, MFCC, compute_features
 from lstm_seq.audio.decoding.setup import DecodingSetup
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
+from lstm_seq.audio.decoding.decode import BeamConfig
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
 from lstm_seq.audio.vocab import CharVocab
 wave = torch.randn(2, 16000)
 feats, frames = MFCC(FeatureConfig())(wave, torch.tensor([16000, 8000]))

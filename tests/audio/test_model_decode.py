@@ -74,7 +74,7 @@ def test_beam_with_lm_fixes_an_ambiguous_word(tmp_path: Path) -> None:
     assert greedy_decode(lp, n, v) == ["the rad door"]
     beam = DecodingSetup.from_texts(texts).decoder(v, BeamConfig(beam_size=20, lm_weight=1.0), tmp_path)
     assert beam(lp, n) == ["the red door"]
-    assert (tmp_path / "lm.arpa").exists() and "red" in (tmp_path / "lexicon.txt").read_text()
+    assert not (tmp_path / "lm.arpa").exists()  # the torch backend reads the LM from memory, no file
     free = DecodingSetup.from_texts([]).decoder(
         v, BeamConfig(beam_size=20, lexicon=False, lm_weight=0.0, lm_order=0), tmp_path / "free"
     )

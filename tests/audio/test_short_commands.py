@@ -65,9 +65,9 @@ def test_isolated_word_and_short_command_round_trip_through_lm_and_beam(tmp_path
     )
     lms = {}
     for name, setup in (("short", with_short), ("sentences", sentences_only)):
-        arpa = tmp_path / f"{name}.arpa"
-        arpa.write_text(setup.arpa_text(3) or "")
-        lms[name] = NGramLM(arpa)
+        table = setup.language_model(3)
+        assert table is not None
+        lms[name] = NGramLM(table)
     for w in ("third", "one", "stop", "five minutes"):
         gain = sentence_log10(lms["short"], w.split()) - sentence_log10(lms["sentences"], w.split())
         assert gain > 1.0, w  # at least ten times as likely as an utterance of its own

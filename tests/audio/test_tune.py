@@ -1,7 +1,9 @@
-"""Tuning the beam search's LM weight and word score on validation, and keeping the result in the checkpoint."""
+"""Tuning the beam search's LM weight and word score on validation, once after training, and the final checkpoint
+that keeps the result."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,11 +13,11 @@ import torch
 from lstm_seq.audio.data.datasets import Batch
 from lstm_seq.audio.decoding.decode import BeamConfig
 from lstm_seq.audio.decoding.evaluate import Emissions, collect_emissions
-from lstm_seq.audio.decoding.lm import estimate_arpa
-from lstm_seq.audio.decoding.setup import DecodingSetup, build
+from lstm_seq.audio.decoding.lm import estimate, estimate_arpa
+from lstm_seq.audio.decoding.setup import CKPT_KEY, DecodingSetup, build
 from lstm_seq.audio.decoding.tune import best_pair, tune_beam
 from lstm_seq.audio.module import ASRModule
-from lstm_seq.audio.recipe import beam_decoder
+from lstm_seq.audio.recipe import datamodule, finish_training, tune_decoding
 from lstm_seq.audio.vocab import CharVocab
 
 LM_TEXTS = ["the red door"] * 20 + ["the rad cup"] * 2  # "red" is ten times likelier than "rad" after "the"
@@ -41,15 +43,16 @@ def test_tuning_picks_the_weight_that_fits_both_utterances(tmp_path: Path) -> No
     n = torch.tensor([unsure.shape[1]])
     emissions = Emissions([(unsure, n), (clear, n)], ["the red door", "the rad door"])
     decoder = DecodingSetup.from_texts(LM_TEXTS).decoder(v, BeamConfig(beam_size=20), tmp_path)
-    result = tune_beam(decoder, emissions, v, lm_weights=[0.0, 0.5, 3.0], word_scores=[0.0])
+    result = tune_beam(decoder, emissions, lm_weights=[0.0, 0.5, 3.0], word_scores=[0.0])
     assert (result.lm_weight, result.word_score, result.wer) == (0.5, 0.0, 0.0)
     by_weight = {row["lm_weight"]: row["wer"] for row in result.table}
     assert by_weight[0.0] == pytest.approx(1 / 6) and by_weight[3.0] == pytest.approx(1 / 6)
-    assert result.greedy_wer == pytest.approx(1 / 6)  # greedy follows the acoustics: "rad" twice
+    greedy = emissions.greedy(v)  # greedy follows the acoustics: "rad" twice
+    assert greedy == ["the rad door", "the rad door"]
     with pytest.raises(ValueError, match="at least one lm_weight"):
-        tune_beam(decoder, emissions, v, lm_weights=[], word_scores=[0.0])
+        tune_beam(decoder, emissions, lm_weights=[], word_scores=[0.0])
     with pytest.raises(ValueError, match="validation utterances"):
-        tune_beam(decoder, Emissions(), v, lm_weights=[1.0], word_scores=[0.0])
+        tune_beam(decoder, Emissions(), lm_weights=[1.0], word_scores=[0.0])
 
 
 def test_the_grid_decoded_by_worker_processes_gives_the_table_of_one_process(tmp_path: Path) -> None:
@@ -60,8 +63,8 @@ def test_the_grid_decoded_by_worker_processes_gives_the_table_of_one_process(tmp
     emissions = Emissions([(unsure, n), (clear, n)], ["the red door", "the rad door"])
     decoder = DecodingSetup.from_texts(LM_TEXTS).decoder(v, BeamConfig(beam_size=20), tmp_path)
     grid = {"lm_weights": [0.0, 0.5, 1.0, 3.0], "word_scores": [-1.0, 0.0, 2.0]}
-    one = tune_beam(decoder, emissions, v, **grid, workers=1)
-    pool = tune_beam(decoder, emissions, v, **grid, workers=3)
+    one = tune_beam(decoder, emissions, **grid, workers=1)
+    pool = tune_beam(decoder, emissions, **grid, workers=3)
     assert pool.table == one.table and len(one.table) == 12
     assert [(r["lm_weight"], r["word_score"]) for r in pool.table][:3] == [
         (0.0, -1.0),
@@ -80,7 +83,7 @@ def test_ties_go_to_lower_cer_then_to_the_pair_nearest_the_untuned_weights(tmp_p
     emissions = Emissions([(clear, n)], ["the red door"])
     decoder = DecodingSetup.from_texts(LM_TEXTS).decoder(v, BeamConfig(beam_size=20), tmp_path)
     for weights in ([3.0, 0.5, 1.5], [1.5, 3.0, 0.5]):
-        result = tune_beam(decoder, emissions, v, lm_weights=weights, word_scores=[2.0, 0.5])
+        result = tune_beam(decoder, emissions, lm_weights=weights, word_scores=[2.0, 0.5])
         assert {r["wer"] for r in result.table} == {0.0} and len({r["cer"] for r in result.table}) == 1
         assert (result.lm_weight, result.word_score) == (0.5, 0.5)  # |0.5-1| + 0.5 = 1.0, the smallest
     rows = [
@@ -91,18 +94,62 @@ def test_ties_go_to_lower_cer_then_to_the_pair_nearest_the_untuned_weights(tmp_p
     assert best_pair(rows)["lm_weight"] == 2.0 and best_pair(rows[::-1])["lm_weight"] == 2.0
 
 
-def test_testing_reuses_the_tuned_decoder_and_rebuilds_for_other_settings(tmp_path: Path) -> None:
-    """After tuning, the decoder with the chosen weights decodes the test set (one LM estimate and one trie per
-    run); any other setting builds a new one."""
-    m = ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
-    m.decoding = replace(DecodingSetup.from_texts(LM_TEXTS), lm_weight=0.5, word_score=0.0)
-    decode = {"beam": True, "beam_size": 20, "lm_weight": None, "word_score": None}
-    tuned = m.decoding.decoder(m.vocab, BeamConfig(beam_size=20), tmp_path).with_weights(0.5, 0.0)
-    assert beam_decoder(m, decode, tmp_path / "test", tuned) is tuned
-    assert not (tmp_path / "test").exists()  # nothing re-estimated
-    other = beam_decoder(m, {**decode, "lm_weight": 2.0}, tmp_path / "other", tuned)
-    assert other is not None and other is not tuned and other.cfg.lm_weight == 2.0
-    assert (tmp_path / "other" / "lm.arpa").is_file()
+def _tiny_module() -> ASRModule:
+    return ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
+
+
+DECODE = {"beam": True, "beam_size": 4, "lm_weight": None, "word_score": None,
+          "tune_lm_weights": [0.0, 2.0], "tune_word_scores": [0.0, 1.0]}  # fmt: skip
+DATA = {"max_duration": None, "max_frames": 6000, "num_workers": 0}
+
+
+def test_tuning_is_one_step_that_hands_the_test_its_decoder(
+    tiny_corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """tune_decoding runs once after training: it picks the pair on validation, puts it into the module's
+    setup and returns the decoder with that pair, which the test then uses as it is; the torch backend writes
+    no LM or lexicon file. With both weights fixed nothing is tuned and the configured decoder comes back."""
+    m = _tiny_module()
+    m.decoding = DecodingSetup.from_texts(LM_TEXTS)
+    dm = datamodule(m, tiny_corpus, DATA, seed=0)
+    decoder, metrics = tune_decoding(m, dm, DECODE, tmp_path)
+    tuning = json.loads((tmp_path / "beam_tuning.json").read_text())
+    assert decoder is not None and len(tuning["table"]) == 4
+    chosen = (decoder.cfg.lm_weight, decoder.cfg.word_score)
+    assert chosen == (m.decoding.lm_weight, m.decoding.word_score) == tuple(tuning["chosen"].values())
+    assert metrics["decode/lm_weight"] == chosen[0] and metrics["val/wer_beam_tuned"] >= 0
+    assert not (tmp_path / "lm").exists()  # the LM went straight into tensors
+    fixed, none = tune_decoding(m, dm, {**DECODE, "lm_weight": 0.5, "word_score": 1.0}, tmp_path / "fixed")
+    assert none == {} and fixed is not None and (fixed.cfg.lm_weight, fixed.cfg.word_score) == (0.5, 1.0)
+    assert tune_decoding(m, dm, {"beam": False}, tmp_path / "greedy") == (None, {})
+
+
+def test_the_final_checkpoint_is_the_best_one_with_the_tuned_decoding(
+    tiny_corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """finish_training writes ONE new file, the final checkpoint: the best checkpoint's content (weights, and
+    whatever else training wrote into it) with the decoding tuned after training. The best checkpoint is left
+    as training wrote it; mode=test on the final one decodes with the tuned pair."""
+    m = _tiny_module()
+    m.decoding = DecodingSetup.from_texts(LM_TEXTS)
+    best = tmp_path / "checkpoints" / "best-epoch03.ckpt"
+    best.parent.mkdir()
+    ckpt = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "epoch": 3}
+    m.on_save_checkpoint(ckpt)
+    torch.save(ckpt, best)
+    before = best.read_bytes()
+    final = tmp_path / "checkpoints" / "final.ckpt"
+    dm = datamodule(m, tiny_corpus, DATA, seed=0)
+    results = finish_training(m, dm, DECODE, tmp_path, {"train/epochs": 4}, best, final)
+    assert best.read_bytes() == before
+    raw = torch.load(final, weights_only=True)
+    assert raw["epoch"] == 3 and raw[CKPT_KEY]["sentences"] == [("the rad cup", 2), ("the red door", 20)]
+    tuned = (raw[CKPT_KEY]["lm_weight"], raw[CKPT_KEY]["word_score"])
+    assert tuned == (results["decode/lm_weight"], results["decode/word_score"])
+    back = ASRModule.load(final)
+    torch.testing.assert_close(back.state_dict(), m.state_dict())
+    assert (back.decoding.lm_weight, back.decoding.word_score) == tuned
+    assert ASRModule.load(best).decoding.lm_weight is None  # tuned after training: only the final one has it
 
 
 def test_null_weights_take_the_tuned_values_else_the_untuned_defaults() -> None:
@@ -125,12 +172,14 @@ def test_the_setup_stores_a_sentence_count_table_that_gives_the_same_lm(tmp_path
     assert stored["sentences"] == [("the rad cup", 2), ("the red door", 21)]
     back = DecodingSetup.from_dict(stored)
     assert back == setup and back.words == ("cup", "door", "rad", "red", "the")
-    assert back.arpa_text(3) == estimate_arpa([*LM_TEXTS, "the red door"], order=3)
-    assert back.arpa_text(0) is None
+    assert back.language_model(3) == estimate([*LM_TEXTS, "the red door"], order=3)
+    assert back.language_model(0) is None
 
 
-def test_tuned_setup_survives_in_the_checkpoint_and_old_checkpoints_load(tmp_path: Path) -> None:
-    m = ASRModule(model={"hidden_size": 8, "num_layers": 1, "conv_channels": 2})
+def test_old_checkpoints_load_with_their_tuned_weights(tmp_path: Path) -> None:
+    """Checkpoints of earlier versions: raw transcripts and a separate tuned-weights entry (before
+    DecodingSetup), and the ``asr_decoding`` entry with tuned weights (best/last rewritten after tuning)."""
+    m = _tiny_module()
     path = tmp_path / "asr.ckpt"
     legacy = {"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), "asr_lm_texts": ["a b"] * 3}
     torch.save({**legacy, "asr_decode": {"lm_weight": 0.5, "word_score": 2.0}}, path)
@@ -138,9 +187,8 @@ def test_tuned_setup_survives_in_the_checkpoint_and_old_checkpoints_load(tmp_pat
     assert old.sentences == {"a b": 3} and (old.lm_weight, old.word_score) == (0.5, 2.0)
     torch.save(legacy, path)
     assert ASRModule.load(path).decoding.lm_weight is None  # nothing tuned yet
-    replace(old, lm_weight=1.5, word_score=1.0).store(path)
-    raw = torch.load(path, weights_only=True)
-    assert "asr_lm_texts" not in raw and "asr_decode" not in raw  # one entry now
+    entry = replace(DecodingSetup.from_texts(["a b"] * 3), lm_weight=1.5, word_score=1.0).to_dict()
+    torch.save({"state_dict": m.state_dict(), "hyper_parameters": dict(m.hparams), CKPT_KEY: entry}, path)
     back = ASRModule.load(path)
     assert (back.decoding.lm_weight, back.decoding.word_score) == (1.5, 1.0) and back.decoding.words == (
         "a",

@@ -75,12 +75,22 @@ def test_smoke_trains_tests_and_writes_everything(smoke: tuple[Path, Path]) -> N
     header = (run / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "train/loss" in header and "val/wer" in header and "val/cer" in header
     assert any((run / "tensorboard").rglob("events.out.tfevents*"))
-    ckpt = __import__("torch").load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    torch = __import__("torch")
+    ckpt = torch.load(run / "checkpoints" / "final.ckpt", weights_only=True)
     hp = ckpt["hyper_parameters"]
     assert hp["pipeline"] == "asr" and hp["vocab"]["symbols"] and hp["features"]["n_mfcc"] > 0
     assert ckpt["asr_decoding"]["sentences"]  # the LM's sentence counts travel with the model
     assert ckpt["asr_decoding"]["lm_weight"] is not None  # and the weights tuned after training
-    # the LM weight and word score were chosen on validation and stored in the checkpoints
+    # the LM weight and word score were chosen on validation and stored in the final checkpoint only: the best
+    # one keeps training's weights and is otherwise the same file; last.ckpt stays training's (for a resume)
+    best = next(p for p in (run / "checkpoints").iterdir() if p.name.startswith("best-"))
+    best_ckpt = torch.load(best, weights_only=True)
+    assert best_ckpt["asr_decoding"]["lm_weight"] is None
+    assert best_ckpt["asr_decoding"] == {**ckpt["asr_decoding"], "lm_weight": None, "word_score": None}
+    torch.testing.assert_close(best_ckpt["state_dict"], ckpt["state_dict"])
+    assert (
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["asr_decoding"]["lm_weight"] is None
+    )
     tuning = json.loads((run / "beam_tuning.json").read_text())
     assert len(tuning["table"]) == 6 * 4 and tuning["chosen"] == {
         k: ckpt["asr_decoding"][k] for k in ("lm_weight", "word_score")
@@ -88,21 +98,24 @@ def test_smoke_trains_tests_and_writes_everything(smoke: tuple[Path, Path]) -> N
     best_row = min(tuning["table"], key=lambda r: r["wer"])
     assert metrics["val/wer_beam_tuned"] == best_row["wer"]
     assert metrics["decode/lm_weight"] == tuning["chosen"]["lm_weight"]
+    assert not (run / "lm").exists()  # the torch backend reads the LM from memory: no ARPA file written
 
 
 def test_mode_test_decodes_with_the_tuned_weights(smoke: tuple[Path, Path]) -> None:
     tmp, run = smoke
-    tuned = __import__("torch").load(run / "checkpoints" / "last.ckpt", weights_only=True)["asr_decoding"]
-    _, out = run_asr(tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}")
+    final = run / "checkpoints" / "final.ckpt"
+    tuned = __import__("torch").load(final, weights_only=True)["asr_decoding"]
+    _, out = run_asr(tmp, "debug=smoke", "mode=test", f"ckpt={final}")
     assert out is not None
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["decode/lm_weight"], metrics["decode/word_score"]) == (
         tuned["lm_weight"],
         tuned["word_score"],
     )
-    _, out = run_asr(
-        tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode.lm_weight=0.25"
-    )
+    assert (out / "predictions.jsonl").read_text() == (
+        run / "predictions.jsonl"
+    ).read_text()  # as the run tested
+    _, out = run_asr(tmp, "debug=smoke", "mode=test", f"ckpt={final}", "decode.lm_weight=0.25")
     assert out is not None and json.loads((out / "metrics.json").read_text())["decode/lm_weight"] == 0.25
 
 

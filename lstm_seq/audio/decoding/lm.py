@@ -1,14 +1,17 @@
-"""A word n-gram language model estimated from transcripts, written in ARPA format.
+"""A word n-gram language model estimated from transcripts, straight into an :class:`NGramTable`.
 
 Interpolated absolute discounting (discount ``D`` per order), converted to the back-off form that
 the ARPA format (and KenLM, which reads it) expects::
 
     p(w | h) = max(c(h w) − D, 0) / c(h) + γ(h) · p(w | h⁻)      γ(h) = D · N₁₊(h •) / c(h)
 
-where ``h⁻`` drops the oldest word of ``h``. For an n-gram seen in training the ARPA file stores
+where ``h⁻`` drops the oldest word of ``h``. For an n-gram seen in training the table holds
 ``log10 p(w | h)``; each history gets the back-off weight
 ``bow(h) = (1 − Σ_seen p(w | h)) / (1 − Σ_seen p(w | h⁻))``. Unigrams are add-one smoothed over the
 vocabulary plus ``<unk>`` so every word has a probability.
+
+Beam search builds its tensors from the table itself (:class:`~lstm_seq.audio.decoding.ngram.NGramLM`), at full
+precision; ARPA text (:func:`estimate_arpa`, six decimals) is written only for a file someone asks for.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+from lstm_seq.audio.decoding.ngram import BOS, EOS, UNK, NGramTable
 
 
 def _counts(sentences: list[list[str]], order: int) -> list[Counter[tuple[str, ...]]]:
@@ -35,8 +38,8 @@ def _counts(sentences: list[list[str]], order: int) -> list[Counter[tuple[str, .
     return counts
 
 
-def estimate_arpa(texts: Iterable[str], order: int = 3, discount: float = 0.7) -> str:
-    """The ARPA text of an ``order``-gram model of ``texts`` (whitespace-split words)."""
+def estimate(texts: Iterable[str], order: int = 3, discount: float = 0.7) -> NGramTable:
+    """The ``order``-gram model of ``texts`` (whitespace-split words)."""
     sentences = [t.split() for t in texts if t.strip()]
     if not sentences:
         raise ValueError("cannot estimate a language model from no text")
@@ -65,22 +68,21 @@ def estimate_arpa(texts: Iterable[str], order: int = 3, discount: float = 0.7) -
             seen_hi = sum(prob[n][g] for g in grams)
             seen_lo = sum(_lookup(prob, bows, g[1:]) for g in grams)
             bows[n - 1][ctx] = max(1e-12, 1.0 - seen_hi) / max(1e-12, 1.0 - seen_lo)
-    lines = ["", "\\data\\"]
-    sizes = [len(prob[1]) + 1] + [len(prob[n]) for n in range(2, order + 1)]
-    lines += [f"ngram {n}={s}" for n, s in enumerate(sizes, 1)]
+
+    def log_bow(n: int, gram: tuple[str, ...]) -> float:  # 0: the highest order, or never a history
+        return math.log10(bows[n].get(gram, 1.0)) if n < order else 0.0
+
+    # <s> starts every history and is never predicted: log10 p = -99, as in ARPA files
+    grams: list[dict[tuple[str, ...], tuple[float, float]]] = [{(BOS,): (-99.0, log_bow(1, (BOS,)))}]
+    grams += [{} for _ in range(order - 1)]
     for n in range(1, order + 1):
-        lines += ["", f"\\{n}-grams:"]
-        entries = sorted(prob[n].items())
-        if n == 1:
-            entries = [((BOS,), None), *entries]
-        for gram, p in entries:
-            lp = -99.0 if p is None else math.log10(p)
-            row = f"{lp:.6f}\t{' '.join(gram)}"
-            if n < order and gram[-1] != EOS:
-                row += f"\t{math.log10(bows[n].get(gram, 1.0)):.6f}"
-            lines.append(row)
-    lines += ["", "\\end\\", ""]
-    return "\n".join(lines)
+        grams[n - 1].update((g, (math.log10(p), log_bow(n, g))) for g, p in sorted(prob[n].items()))
+    return NGramTable(grams)
+
+
+def estimate_arpa(texts: Iterable[str], order: int = 3, discount: float = 0.7) -> str:
+    """The ARPA text of :func:`estimate` (for a file: an export, KenLM, the flashlight backend)."""
+    return estimate(texts, order, discount).to_arpa()
 
 
 def _lookup(

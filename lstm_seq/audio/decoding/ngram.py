@@ -1,19 +1,23 @@
-"""A word n-gram language model read from an ARPA file into tensors, scored in batches on any device.
+"""A word n-gram language model: its numbers (:class:`NGramTable`, also ARPA text both ways) and the same model
+in tensors (:class:`NGramLM`), scored in batches on any device.
 
 The back-off rule of the ARPA format (the one KenLM applies), in log10 as the file stores it::
 
     log p(w | h) = log p*(h w)                       if the n-gram "h w" is listed
                  = bow(h) + log p(w | h⁻)            otherwise (h⁻ drops the oldest word of h)
 
-with ``bow(h) = 0`` for a history that is not listed. Every k-gram is stored as one int64 key,
-``id(prefix) · V + word`` (``id`` of a unigram = its word id, of a longer n-gram = its row in its order's
-sorted table), so a lookup is one :func:`torch.searchsorted` over a sorted key tensor.
+with ``bow(h) = 0`` for a history that is not listed. A table comes from an ARPA text (:meth:`NGramTable.from_arpa`)
+or straight from transcripts (:func:`lstm_seq.audio.decoding.lm.estimate`); ARPA text is written from it only
+for files (:meth:`NGramTable.to_arpa`: an export, the flashlight backend). In :class:`NGramLM` every k-gram is
+one int64 key, ``id(prefix) · V + word`` (``id`` of a unigram = its word id, of a longer n-gram = its row in
+its order's sorted table), so a lookup is one :func:`torch.searchsorted` over a sorted key tensor.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,21 +28,61 @@ from lstm_seq.text_files import read_utf8
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
+@dataclass(frozen=True)
+class NGramTable:
+    """A back-off n-gram model as numbers, the content of an ARPA file without its text.
+
+    Attributes:
+        grams: per order n (index n − 1), ``{n-gram: (log10 p, log10 back-off)}`` in the order of the ARPA
+            section (back-off 0.0 where the file gives none).
+    """
+
+    grams: list[dict[tuple[str, ...], tuple[float, float]]]
+
+    @property
+    def order(self) -> int:
+        return len(self.grams)
+
+    def unigrams(self) -> list[str]:
+        """The words of the 1-grams, ``<s>``, ``</s>`` and ``<unk>`` included."""
+        return [g[0] for g in self.grams[0]]
+
+    @classmethod
+    def from_arpa(cls, text: str, path: str | os.PathLike[str]) -> NGramTable:
+        """Every section of an ARPA text; the whole text is read, so a bad line of any order raises
+        :class:`ValueError` naming ``path:line`` (``path``: where the text came from)."""
+        return cls(_parse_arpa(text, Path(path)))
+
+    def to_arpa(self) -> str:
+        """The ARPA text of this table (log10 values with 6 decimals; a back-off column on every n-gram below
+        the highest order that does not end in ``</s>``)."""
+        lines = ["", "\\data\\"]
+        lines += [f"ngram {n}={len(g)}" for n, g in enumerate(self.grams, 1)]
+        for n, grams in enumerate(self.grams, 1):
+            lines += ["", f"\\{n}-grams:"]
+            for gram, (lp, bow) in grams.items():
+                row = f"{lp:.6f}\t{' '.join(gram)}"
+                if n < self.order and gram[-1] != EOS:
+                    row += f"\t{bow:.6f}"
+                lines.append(row)
+        lines += ["", "\\end\\", ""]
+        return "\n".join(lines)
+
+
 class NGramLM:
-    """An ARPA n-gram model as sorted key tensors.
+    """An n-gram model as sorted key tensors.
 
     Args:
-        path: the ARPA file.
+        table: the model's numbers (:meth:`from_arpa` reads them from a file).
 
     Attributes:
         words: the vocabulary (word id = position); :attr:`bos`, :attr:`eos`, :attr:`unk` are ids.
         order: N of the N-gram model.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        grams = _parse_arpa(read_utf8(self.path), self.path)
-        self.order = len(grams)
+    def __init__(self, table: NGramTable) -> None:
+        grams = table.grams
+        self.order = table.order
         unigrams = grams[0]
         self.words = sorted({g[0] for g in unigrams} | {UNK, BOS, EOS})
         self.index = {w: i for i, w in enumerate(self.words)}
@@ -69,6 +113,11 @@ class NGramLM:
                 )
             )
         self._device_tables: dict[torch.device, list[tuple[Tensor, Tensor, Tensor]]] = {}
+
+    @classmethod
+    def from_arpa(cls, path: str | os.PathLike[str]) -> NGramLM:
+        """The model of an ARPA file (errors name ``path`` and the line)."""
+        return cls(NGramTable.from_arpa(read_utf8(Path(path)), path))
 
     @property
     def vocab_size(self) -> int:
@@ -141,17 +190,6 @@ class NGramLM:
 def _and(listed: Tensor, found: Tensor, row: Tensor) -> tuple[Tensor, Tensor]:
     ok = listed & found
     return ok, torch.where(ok, row, -1)
-
-
-def read_unigrams(text: str, path: str | os.PathLike[str]) -> list[str]:
-    """The words of an ARPA text's ``\\1-grams:`` section (``path`` names the file in errors)."""
-    return [g[0] for g in _parse_arpa(text, Path(path), max_order=1)[0]]
-
-
-def read_arpa(text: str, path: str | os.PathLike[str]) -> list[dict[tuple[str, ...], tuple[float, float]]]:
-    """Every section of an ARPA text, per order: {n-gram: (log10 p, log10 back-off)}; the whole text is read,
-    so a bad line of any order raises :class:`ValueError` naming ``path:line``."""
-    return _parse_arpa(text, Path(path))
 
 
 def _parse_arpa(

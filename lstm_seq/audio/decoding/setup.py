@@ -1,4 +1,4 @@
-"""The decoding owner: what beam search needs beyond the acoustic model, built, tuned, attached and stored here.
+"""What a trained recogniser decodes with, beyond its acoustic model: :class:`DecodingSetup`.
 
 A :class:`DecodingSetup` holds
 
@@ -6,13 +6,14 @@ A :class:`DecodingSetup` holds
   counts (an n-gram model of any order is estimated from it, exactly as from the raw transcripts, since the
   estimate depends on the counts only), or a user's ARPA file (``decode.lm_path``, e.g. a LibriSpeech 3-gram);
 - the **lexicon**: the words beam search may spell (the training words, or the ARPA unigrams);
-- the **tuned weights**: the LM weight and word score chosen on the validation set (:meth:`tune`).
+- the **tuned weights**: the LM weight and word score chosen on the validation set after training.
 
-Its life in a run: :func:`build` makes it from the settings and the training split; the module carries it
-(``ASRModule.decoding``) so that every checkpoint Lightning writes holds it (:meth:`to_dict`); after training
-:meth:`tune` returns a copy with the chosen weights and :meth:`store` writes that into the finished
-checkpoints; ``mode=test``, ``mode=transcribe`` and :class:`~lstm_seq.audio.recognizer.Recognizer` read it back
-with :meth:`from_checkpoint` and call :meth:`decoder`.
+Its life in a run: :func:`build` makes it from the settings and the training split before the first step; the
+module carries it (``ASRModule.decoding``) into every checkpoint (:meth:`to_dict`); after training the tuning
+step (:func:`lstm_seq.audio.recipe.tune_decoding`) sets the weights and the run's ``final.ckpt`` holds them;
+``mode=test``, ``mode=transcribe`` and :class:`~lstm_seq.audio.recognizer.Recognizer` read it back with
+:meth:`from_checkpoint` and call :meth:`decoder`, which hands the LM and lexicon to
+:func:`~lstm_seq.audio.decoding.decoder.build_decoder`.
 """
 
 from __future__ import annotations
@@ -21,18 +22,17 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lstm_seq.audio.decoding.decode import BeamConfig, BeamSearchDecoder
-from lstm_seq.audio.decoding.lm import estimate_arpa
-from lstm_seq.audio.decoding.ngram import BOS, EOS, UNK, read_arpa
-from lstm_seq.audio.decoding.tune import Emissions, TuneResult, tune_beam
+from lstm_seq.audio.decoding.decode import BeamConfig
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder, build_decoder
+from lstm_seq.audio.decoding.lm import estimate
+from lstm_seq.audio.decoding.ngram import BOS, EOS, UNK, NGramTable
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.text_files import read_utf8
-from lstm_seq.training.checkpoint_io import load_checkpoint_file, save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class DecodingSetup:
         arpa_path: where that file was read from (kept for messages and re-reading a large file).
         arpa_sha256: its digest, so a re-read file is known to be the same one.
         words: the lexicon, sorted.
-        lm_weight, word_score: tuned on the validation set; None until :meth:`tune` ran.
+        lm_weight, word_score: tuned on the validation set; None until tuning ran.
     """
 
     sentences: dict[str, int] = field(default_factory=dict)
@@ -79,7 +79,7 @@ class DecodingSetup:
         if not p.is_file():
             raise FileNotFoundError(f"decode.lm_path: {p} does not exist")
         text = read_utf8(p, ValueError)
-        unigrams = [g[0] for g in read_arpa(text, p)[0]]
+        unigrams = NGramTable.from_arpa(text, p).unigrams()
         spellable = set(vocab.tokens) - {vocab.tokens[vocab.blank], " "}
         words = sorted(w for w in unigrams if w not in (BOS, EOS, UNK) and set(w) <= spellable)
         skipped = len([w for w in unigrams if w not in (BOS, EOS, UNK)]) - len(words)
@@ -115,14 +115,15 @@ class DecodingSetup:
     def has_lm_source(self) -> bool:
         return bool(self.sentences) or self.arpa is not None
 
-    def arpa_text(self, order: int) -> str | None:
-        """The ARPA text beam search reads: the user's file, or an ``order``-gram estimate from the sentences
-        (None: ``order`` 0 or nothing to estimate from)."""
+    def language_model(self, order: int) -> NGramTable | None:
+        """The LM beam search uses: the user's ARPA file, or an ``order``-gram estimate from the sentences
+        (None: ``order`` 0 or nothing to estimate from). The estimate goes straight into the table; no ARPA
+        text is written."""
         if self.arpa is not None:
-            return self.arpa
+            return NGramTable.from_arpa(self.arpa, self.arpa_path or "the checkpoint's ARPA text")
         if order <= 0 or not self.sentences:
             return None
-        return estimate_arpa((s for s, n in self.sentences.items() for _ in range(n)), order=order)
+        return estimate((s for s, n in self.sentences.items() for _ in range(n)), order=order)
 
     def beam_config(self, decode: Mapping[str, Any]) -> BeamConfig | None:
         """The :class:`BeamConfig` of ``conf/decode`` settings (None: greedy). A null ``lm_weight`` or
@@ -137,34 +138,15 @@ class DecodingSetup:
         return BeamConfig(**kwargs)
 
     def decoder(
-        self, vocab: CharVocab, cfg: BeamConfig, work_dir: str | os.PathLike[str]
+        self, vocab: CharVocab, cfg: BeamConfig, work_dir: str | os.PathLike[str] | None = None
     ) -> BeamSearchDecoder | None:
-        """A beam-search decoder of ``cfg`` over this LM and lexicon (its ``lm.arpa`` and ``lexicon.txt`` go to
-        ``work_dir``); None, with a warning, when a lexicon or LM is asked for and there is none."""
+        """The beam-search decoder of ``cfg`` over this LM and lexicon (:func:`build_decoder`; ``work_dir``: the
+        flashlight backend's files); None, with a warning, when a lexicon or LM is asked for and there is none."""
         if not self.words and (cfg.lexicon or cfg.lm_order > 0):
             log.warning("no language model or lexicon stored with this model: greedy decoding only")
             return None
-        work = Path(work_dir)
-        work.mkdir(parents=True, exist_ok=True)
-        arpa = self.arpa_text(cfg.lm_order)
-        lm_path = None
-        if arpa is not None:
-            lm_path = work / "lm.arpa"
-            lm_path.write_text(arpa)
-        return BeamSearchDecoder(vocab, cfg, self.words, lm_path, work)
-
-    # -------------------------------------------------------------------------------------- tuning
-    def tune(
-        self,
-        decoder: BeamSearchDecoder,
-        emissions: Emissions,
-        vocab: CharVocab,
-        lm_weights: Sequence[float],
-        word_scores: Sequence[float],
-    ) -> tuple[DecodingSetup, TuneResult]:
-        """Choose the weights on ``emissions`` (the validation set); returns the tuned copy and the table."""
-        result = tune_beam(decoder, emissions, vocab, lm_weights, word_scores)
-        return replace(self, lm_weight=result.lm_weight, word_score=result.word_score), result
+        lm = self.language_model(cfg.lm_order)
+        return build_decoder(vocab, cfg, lexicon=self.words, lm=lm, work_dir=work_dir)
 
     # -------------------------------------------------------------------------------------- storing
     def to_dict(self) -> dict[str, Any]:
@@ -206,15 +188,6 @@ class DecodingSetup:
         setup = cls.from_texts(ckpt.get(LEGACY_TEXTS, []))
         tuned = ckpt.get(LEGACY_TUNED) or {}
         return replace(setup, lm_weight=tuned.get("lm_weight"), word_score=tuned.get("word_score"))
-
-    def store(self, path: str | os.PathLike[str]) -> None:
-        """Write this setup into the checkpoint at ``path`` (atomically), replacing what it held: how the
-        weights tuned after training reach the checkpoints that training wrote."""
-        ckpt = load_checkpoint_file(path, "cpu", require_state_dict=False)
-        ckpt.pop(LEGACY_TEXTS, None)
-        ckpt.pop(LEGACY_TUNED, None)
-        ckpt[CKPT_KEY] = self.to_dict()
-        save_atomic(ckpt, path)
 
     def describe(self) -> str:
         """One line for logs."""

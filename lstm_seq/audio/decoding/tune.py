@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from lstm_seq.audio.decoding.decode import BeamSearchDecoder
+from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
 from lstm_seq.audio.decoding.evaluate import Emissions
-from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.cpus import usable_cpus
 from lstm_seq.metrics.wer import char_errors, word_errors
 
@@ -31,7 +30,6 @@ class TuneResult:
     Attributes:
         lm_weight, word_score: the chosen settings.
         wer, cer: their validation error rates.
-        greedy_wer: validation WER of best-path decoding, for comparison.
         table: one ``{"lm_weight", "word_score", "wer", "cer"}`` row per pair tried, in grid order.
     """
 
@@ -39,7 +37,6 @@ class TuneResult:
     word_score: float
     wer: float
     cer: float
-    greedy_wer: float
     table: list[dict[str, float]]
 
 
@@ -94,7 +91,6 @@ def _score_grid(
 def tune_beam(
     decoder: BeamSearchDecoder,
     emissions: Emissions,
-    vocab: CharVocab,
     lm_weights: Sequence[float],
     word_scores: Sequence[float],
     workers: int | None = None,
@@ -111,11 +107,9 @@ def tune_beam(
         raise ValueError("tuning needs at least one lm_weight and one word_score")
     if not emissions.refs:
         raise ValueError("tuning needs validation utterances; the validation loader gave none")
-    refs = emissions.refs
     grid = [(float(lw), float(ws)) for lw, ws in itertools.product(lm_weights, word_scores)]
     table = _score_grid(decoder, emissions, grid, usable_cpus() if workers is None else workers)
     for row in table:
         log.debug("beam tuning: %s", row)
     best = best_pair(table)
-    greedy_wer = word_errors(refs, emissions.greedy(vocab)).rate
-    return TuneResult(best["lm_weight"], best["word_score"], best["wer"], best["cer"], greedy_wer, table)
+    return TuneResult(best["lm_weight"], best["word_score"], best["wer"], best["cer"], table)
