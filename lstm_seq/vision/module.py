@@ -90,7 +90,7 @@ class CaptionModule(pl.LightningModule):
     """Args:
     vocab: ``Vocabulary.to_dict()``.
     transform: ``ImageTransform.to_dict()``.
-    encoder: kwargs of :class:`CNNEncoder` plus ``lr_factor`` (encoder lr = lr · lr_factor).
+    encoder: kwargs of :class:`CNNEncoder` plus ``lr_factor`` (encoder lr = optim.lr · lr_factor).
     decoder: ``variant`` ("show_tell" | "attention") plus the decoder's kwargs.
     optim: the fields of :class:`~lstm_seq.training.optim.OptimConfig` (missing ones: ``PRESETS["warmup_cosine"]``,
         AdamW with linear warm-up then cosine decay to 0).
