@@ -41,9 +41,8 @@ def build_model(args: argparse.Namespace, device: torch.device) -> CaptionModule
     decoder = {"variant": args.decoder, "hidden_size": args.hidden, "embed_dim": args.embed}
     if args.decoder == "attention":
         decoder["attention_dim"] = args.embed
-    model = CaptionModule(
-        vocab.to_dict(), transform.to_dict(), encoder, decoder, beam_size=args.beam, max_len=args.max_len
-    )
+    search = {"beam_size": args.beam, "max_len": args.max_len}
+    model = CaptionModule(vocab.to_dict(), transform.to_dict(), encoder, decoder, search)
     return model.to(device).eval()
 
 

@@ -248,10 +248,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = CaptionModule.load(args.ckpt)
     for kv in args.set:
         key, val = kv.split("=", 1)
+        settings = model.settings  # hparams["model"], read at each use
         if key == "repeat_words":  # a comma-separated list, e.g. repeat_words=circle,square
-            model.hparams[key] = [w for w in val.split(",") if w]
+            settings[key] = [w for w in val.split(",") if w]
         else:
-            model.hparams[key] = type(model.hparams[key])(float(val)) if key in model.hparams else float(val)
+            settings[key] = type(settings[key])(float(val)) if key in settings else float(val)
     size = model.transform.size
     images, objects = held_out_set(args.n, args.seed, size)
     if args.save_grid:
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {c!r:80s} ← {', '.join(o['size'] + ' ' + o['colour'] + ' ' + o['shape'] for o in objs)}")
     fields = {
         "checkpoint": str(args.ckpt),
-        "decoding": {k: model.hparams[k] for k in model.hparams if k in SEARCH_KEYS},
+        "decoding": {k: model.settings[k] for k in SEARCH_KEYS},
         "held_out": {"n": len(images), "seed": args.seed, **held_m, **confusions(held_caps, objects)},
         "held_out_2": {"n": len(images2), "seed": args.seed, **held2_m, **confusions(held2_caps, objects2)},
         "validation": {"n": len(val_items), **val_m, **confusions(val_caps, val_objs)},

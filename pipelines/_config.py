@@ -42,9 +42,9 @@ from lstm_seq.audio.data.synth import SynthConfig
 from lstm_seq.audio.decoding.decode import DecodeConfig
 from lstm_seq.audio.features import FeatureConfig, SpecAugmentConfig
 from lstm_seq.audio.model import ModelConfig
-from lstm_seq.audio.module import OptimConfig
 from lstm_seq.audio.recognizer import CHUNK_S
 from lstm_seq.settings import at_least, like, one_of, positive, prob, value_problem
+from lstm_seq.training.optim import OptimConfig
 from lstm_seq.vision.data.datasets import LoaderConfig as ImageLoaderConfig
 from lstm_seq.vision.data.synth import SceneConfig
 from lstm_seq.vision.decoder import AttentionDecoderConfig as LibAttentionDecoderConfig
@@ -140,6 +140,11 @@ class ObjectiveConfig:
     direction: str = one_of("minimize", "minimize", "maximize")
 
 
+# conf/optim: AdamW and the learning-rate schedule, the same settings for both pipelines
+# (lstm_seq.training.optim.OptimConfig; each pipeline's defaults list picks a file of conf/optim/)
+OptimSchema = schema(OptimConfig)
+
+
 @dataclass
 class RunConfig:
     """The keys both pipelines share; each pipeline's schema adds its own."""
@@ -149,6 +154,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: dict[str, Any] | None = None
     resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    optim: OptimSchema = field(default_factory=OptimSchema)  # type: ignore[valid-type]
 
 
 # ----------------------------------------------------------------------------------------------------------- ASR
@@ -209,11 +215,7 @@ FeaturesConfig = schema(
     ("specaugment", SpecAugmentSchema | None, field(default_factory=SpecAugmentSchema)),
     name="FeaturesConfig",
 )
-ASRModelConfig, ASROptimConfig, ASRDecodeConfig = (
-    schema(ModelConfig),
-    schema(OptimConfig),
-    schema(DecodeConfig),
-)
+ASRModelConfig, ASRDecodeConfig = schema(ModelConfig), schema(DecodeConfig)
 
 
 AugmentSchema = schema(AugmentConfig)
@@ -251,7 +253,6 @@ class ASRConfig(RunConfig):
     data: ASRDataConfig = MISSING  # type: ignore[valid-type]  # each option brings the schema of its kind
     features: FeaturesConfig = MISSING  # type: ignore[valid-type]
     model: ASRModelConfig = field(default_factory=ASRModelConfig)  # type: ignore[valid-type]
-    optim: ASROptimConfig = field(default_factory=ASROptimConfig)  # type: ignore[valid-type]
     decode: ASRDecodeConfig = field(default_factory=ASRDecodeConfig)  # type: ignore[valid-type]
     augment: AugmentSchema | None = None  # type: ignore[valid-type]  # waveform augmentation of the training split (conf/augment)
     callbacks: ASRCallbacksConfig = field(default_factory=ASRCallbacksConfig)

@@ -236,7 +236,7 @@ def fit(
 # learning rate and the schedule's shape apply from the resumed step on (lstm_seq.training.schedule). The most
 # wanted come first: an error message lists the first few.
 RESUMABLE = (
-    "trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.pct_start", "model.lr", "model.warmup_steps",
+    "trainer.max_epochs", "trainer.max_steps", "optim.lr", "optim.pct_start", "optim.warmup_steps",
     "trainer.accelerator", "trainer.devices", "decode", "logger", "paths", "resilience", "callbacks",
     "trainer.max_time", "trainer.num_nodes", "trainer.strategy", "trainer.precision", "trainer.deterministic",
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "objective",

@@ -66,7 +66,9 @@ def main(cfg: DictConfig) -> dict:
         metrics, _ = recipe.evaluate(model, scenes, data, out, cache_dir, device)
         return metrics
     recipe.check_inputs(scenes)  # every split the run needs, the test one too, before the first step
-    model = recipe.build_model(scenes, data, plain(cfg.encoder), plain(cfg.decoder), plain(cfg.model))
+    model = recipe.build_model(
+        scenes, data, plain(cfg.encoder), plain(cfg.decoder), plain(cfg.model), plain(cfg.optim)
+    )
     train = recipe.loader(scenes, "train", model, data, True, cfg.seed, cache_dir)
     val = recipe.loader(scenes, "val", model, data, False, cache_dir=cache_dir)
     fitted = fit(cfg, model, out, "val/cider", "max", train_dataloaders=train, val_dataloaders=val)

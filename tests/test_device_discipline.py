@@ -123,7 +123,7 @@ def test_caption_training_and_generation_steps(variant: str) -> None:
         decoder["attention_dim"] = 8
     transform = ImageTransform(64, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     m = CaptionModule(vocab.to_dict(), transform.to_dict(), {"name": "resnet18", "output_stride": 16}, decoder,
-                      sampling_max=0.5, word_dropout=0.2)  # fmt: skip
+                      {"sampling_max": 0.5, "word_dropout": 0.2})  # fmt: skip
     items = [
         {"image": torch.randn(3, 64, 64), "tokens": [vocab.encode(c) for c in captions[i:]], "refs": captions[i:],
          "id": str(i), "path": f"{i}.png"}
@@ -215,7 +215,7 @@ def test_caption_training_step_never_reads_the_gpu(variant: str) -> None:
         decoder["attention_dim"] = 8
     transform = ImageTransform(64, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     m = CaptionModule(vocab.to_dict(), transform.to_dict(), {"name": "resnet18", "output_stride": 16}, decoder,
-                      sampling_max=0.5, word_dropout=0.2)  # fmt: skip
+                      {"sampling_max": 0.5, "word_dropout": 0.2})  # fmt: skip
     items = [
         {"image": torch.randn(3, 64, 64), "tokens": [vocab.encode(c) for c in captions[i:]], "refs": captions[i:],
          "id": str(i), "path": f"{i}.png"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import lightning.pytorch as pl
@@ -27,26 +27,14 @@ from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment, SpecAugmen
 from lstm_seq.audio.model import AcousticModel, ModelConfig
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
-from lstm_seq.settings import at_least, check, from_dict, positive, prob
+from lstm_seq.settings import from_dict
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
-from lstm_seq.training.schedule import OneCycle
+from lstm_seq.training.optim import OptimConfig, optim_config, optimizer_and_schedule
 
 log = logging.getLogger(__name__)
 
 PIPELINE = "asr"
-__all__ = ["ASRModule", "CheckpointError", "OptimConfig", "ctc_feasible"]
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """AdamW with a one-cycle schedule (``optim`` in conf/asr.yaml); stored in checkpoints."""
-
-    lr: float = positive(3e-3)  # peak learning rate of the one-cycle schedule
-    weight_decay: float = at_least(0, 1e-2)
-    pct_start: float = prob(0.1)  # share of the steps spent warming up to lr
-
-    def __post_init__(self) -> None:
-        check(self, "optim.")
+__all__ = ["ASRModule", "CheckpointError", "ctc_feasible"]
 
 
 def ctc_feasible(out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
@@ -66,7 +54,8 @@ class ASRModule(pl.LightningModule):
         features: ``FeatureConfig`` fields.
         model: ``ModelConfig`` fields.
         specaugment: ``SpecAugmentConfig`` fields (empty dict or None disables it).
-        optim: ``OptimConfig`` fields (``lr``, ``weight_decay``, ``pct_start``).
+        optim: :class:`~lstm_seq.training.optim.OptimConfig` fields (missing ones: ``PRESETS["onecycle"]``, AdamW
+            with the one-cycle schedule).
 
     Each group is a plain dict (so ``hparams`` and checkpoints hold plain dicts, readable with
     ``weights_only=True``) or its dataclass; missing keys take the dataclass defaults, unknown keys raise
@@ -87,7 +76,7 @@ class ASRModule(pl.LightningModule):
         self.feature_cfg = FeatureConfig.from_dict(features)
         self.model_cfg = from_dict(ModelConfig, model, "model")
         spec = from_dict(SpecAugmentConfig, specaugment, "features.specaugment") if specaugment else None
-        self.optim_cfg = from_dict(OptimConfig, optim, "optim")
+        self.optim_cfg = optim_config(optim, "onecycle")
         # plain dicts of every setting (defaults filled in): what checkpoints store
         self.save_hyperparameters({
             "vocab": self.vocab.to_dict(), "features": self.feature_cfg.to_dict(), "model": self.model_cfg.to_dict(),
@@ -241,10 +230,7 @@ class ASRModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
-        cfg = self.optim_cfg
-        opt = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches)
-        if total <= 0 or total > 10**8:
-            return opt
-        sched = OneCycle(opt, total, cfg.pct_start)  # a resume that trains longer stretches it
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        """AdamW and the learning-rate schedule of ``optim`` (lstm_seq/training/optim.py)."""
+        return optimizer_and_schedule(
+            self.parameters(), self.optim_cfg, self.trainer.estimated_stepping_batches
+        )

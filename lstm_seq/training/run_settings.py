@@ -7,7 +7,8 @@ refused, each named with its two values. The settings listed as changeable (``ma
 another device, logging, decoding) are applied, and the new checkpoints record them, so a checkpoint always
 holds what really ran. :class:`RunSettings` puts the settings into every checkpoint (``callbacks`` →
 ``RunSettings``); checkpoints written before it are compared on the module's ``hyper_parameters`` instead
-(every one of them is fixed).
+(every one of them is fixed). A setting that was renamed (``RENAMED``: the caption optimiser's ``model.lr`` became
+``optim.lr``) is compared under its new name, so the rule of the new key applies to a checkpoint written before.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from typing import Any
 import lightning.pytorch as pl
 
 STATE_KEY = "RunSettings"
+# old dotted key → its name now (a checkpoint's recorded settings are read with the new names)
+RENAMED: dict[str, str] = {
+    "model.lr": "optim.lr",  # the caption optimiser's settings moved to optim (conf/optim/)
+    "model.weight_decay": "optim.weight_decay",
+    "model.warmup_steps": "optim.warmup_steps",
+}
 
 
 class ResumeSettingsError(ValueError):
@@ -53,10 +60,17 @@ def flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{dotted key: (saved value, current value)}`` of every setting that differs (missing = None)."""
-    a, b = flatten(saved), flatten(now)
+def differences(
+    saved: Mapping[str, Any], now: Mapping[str, Any], renamed: Mapping[str, str] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (saved value, current value)}`` of every setting that differs (missing = None); the saved
+    keys of ``renamed`` are compared under their new names."""
+    a, b = _renamed(flatten(saved), renamed or {}), flatten(now)
     return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def _renamed(flat: dict[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    return {renamed.get(k, k): v for k, v in flat.items() if k not in renamed or renamed[k] not in flat}
 
 
 def _changeable(key: str, may_change: Sequence[str]) -> bool:
@@ -75,11 +89,13 @@ def check_resume(
     hparams: Mapping[str, Any],
     may_change: Sequence[str],
     source: str = "the checkpoint",
+    renamed: Mapping[str, str] = RENAMED,
 ) -> dict[str, tuple[Any, Any]]:
     """Compare a resumed run's ``settings`` (and its module's ``hparams``) with ``checkpoint``'s.
 
     Returns the changes that are applied: keys under ``may_change``, and keys that only one side has (a
-    setting the code gained or lost since the checkpoint was written).
+    setting the code gained or lost since the checkpoint was written). The checkpoint's keys of ``renamed`` are
+    compared under their new names.
 
     Raises:
         ResumeSettingsError: a setting outside ``may_change`` (or, for a checkpoint without recorded settings,
@@ -90,9 +106,9 @@ def check_resume(
         old, now, free = saved, settings, may_change
     else:  # an older checkpoint: its module's settings are all there is to compare, and all are fixed
         old, now, free = checkpoint.get("hyper_parameters") or {}, hparams, ()
-    changed = differences(old, now)
+    changed = differences(old, now, renamed)
     # a key on one side only is a setting the code gained or lost since the checkpoint: not a change
-    both = flatten(old).keys() & flatten(now).keys()
+    both = _renamed(flatten(old), renamed).keys() & flatten(now).keys()
     refused = {k: v for k, v in changed.items() if k in both and not _changeable(k, free)}
     applied = {k: v for k, v in changed.items() if k not in refused}
     if refused:

@@ -1,4 +1,5 @@
 """Learning-rate schedules of both modules: a function of the optimizer step and the planned number of steps.
+Which one a run uses, with which values: ``optim`` (lstm_seq/training/optim.py, conf/optim/).
 
 Each schedule is ``lr(step) = peak × factor(step, total)`` for every parameter group (its peak is its learning
 rate when the schedule is built), defined for any ``total >= 1`` and for steps past ``total`` (they keep the
@@ -12,6 +13,7 @@ curve; with the same plan it continues exactly where it was.
   division by zero when ``pct_start × total`` is 1 and an error one step past its planned total.
 * :class:`WarmupCosine` (captions): linear warm-up over ``warmup_steps`` (at most a fifth of the run), then
   cosine decay to 0.
+* :class:`Constant`: the peak at every step.
 """
 
 from __future__ import annotations
@@ -128,3 +130,10 @@ class WarmupCosine(PlannedSchedule):
 
     def factor(self, step: int) -> float:
         return warmup_cosine(step, self.total_steps, self.warmup_steps)
+
+
+class Constant(PlannedSchedule):
+    """The peak learning rate at every step (a schedule all the same, so that a resume applies a new peak)."""
+
+    def factor(self, step: int) -> float:
+        return 1.0

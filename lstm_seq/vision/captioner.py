@@ -216,7 +216,7 @@ class Captioner:
         """:meth:`caption` as a generator, batch by batch."""
         if batch_size < 1 or nbest < 1:
             raise ValueError(f"batch_size and nbest must be ≥ 1, got {batch_size} and {nbest}")
-        k = self.module.hparams.beam_size if beam_size is None else beam_size
+        k = self.module.settings["beam_size"] if beam_size is None else beam_size
         if k < 1:
             raise ValueError(f"beam_size must be ≥ 1 (1: greedy), got {k}")
         if nbest > 1 and k < nbest:

@@ -103,7 +103,7 @@ class EncoderConfig:
     frozen: bool = False  # no gradients, eval mode (BatchNorm running statistics)
     hue_pool: bool = False  # first conv max-pooled over the 3 cyclic RGB shifts: a trunk blind to hue
     colour_channels: int = at_least(0, 0)  # > 0: a per-pixel colour path of this width appended to the grid
-    lr_factor: float = at_least(0, 1.0)  # encoder learning rate = model.lr × lr_factor
+    lr_factor: float = at_least(0, 1.0)  # encoder learning rate = optim.lr × lr_factor
 
     def __post_init__(self) -> None:
         check(self, "encoder.")

@@ -97,7 +97,7 @@ def _metadata(module: CaptionModule, opset: int) -> dict[str, Any]:
         "encoder": {k: val for k, val in dict(hp["encoder"]).items() if k != "weights"},
         "decoder": dict(hp["decoder"]),
         "attention": attention,
-        "search": {k: hp.get(k) for k in SEARCH_KEYS},  # the checkpoint's search settings
+        "search": {k: module.settings[k] for k in SEARCH_KEYS},  # the checkpoint's search settings
         "opset": opset,
         "versions": library_versions(),
         "graphs": {

@@ -2,6 +2,11 @@
 scheduled sampling and doubly stochastic attention regularisation, greedy validation and beam-search test
 with corpus BLEU/CIDEr-D. The vocabulary and the image transform are saved in the checkpoint's
 hyper-parameters, so :meth:`CaptionModule.load` needs nothing but the checkpoint file.
+
+The hyper-parameters are groups, as the speech module's: ``vocab``, ``transform``, ``encoder``, ``decoder``,
+``model`` (:class:`CaptionModelConfig`: training and search settings) and ``optim``
+(:class:`~lstm_seq.training.optim.OptimConfig`). Checkpoints written before the groups (every setting at the top
+level, ``lr``/``weight_decay``/``warmup_steps`` among them) are read by :meth:`CaptionModule.load` too.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch.nn.functional as F
 from lstm_seq.metrics.caption import caption_metrics
 from lstm_seq.settings import at_least, check, from_dict, positive, prob
 from lstm_seq.training.checkpoint_io import CheckpointError, load_checkpoint_file
-from lstm_seq.training.schedule import WarmupCosine
+from lstm_seq.training.optim import OptimConfig, optim_config, optimizer_and_schedule
 from lstm_seq.vision.data.images import ImageTransform
 from lstm_seq.vision.decoder import (
     AttentionDecoder,
@@ -32,7 +37,7 @@ from lstm_seq.vision.encoder import CNNEncoder, EncoderConfig
 from lstm_seq.vision.vocab import Vocabulary
 
 DECODERS: dict[str, type[CaptionDecoder]] = {"show_tell": ShowTellDecoder, "attention": AttentionDecoder}
-# the caption search's settings among the hparams (what export metadata and benchmarks record)
+# the caption search's settings among hparams["model"] (what export metadata and benchmarks record)
 SEARCH_KEYS = ("beam_size", "max_len", "length_penalty", "no_repeat_ngram", "repeat_penalty", "coverage_penalty",
                "repeat_words")  # fmt: skip
 DECODER_CONFIGS: dict[str, type[DecoderConfig]] = {
@@ -43,12 +48,9 @@ DECODER_CONFIGS: dict[str, type[DecoderConfig]] = {
 
 @dataclass(frozen=True)
 class CaptionModelConfig:
-    """Training and search settings of :class:`CaptionModule` (``model`` in conf/caption.yaml); stored, flat, in
-    the checkpoint's hyper-parameters."""
+    """Training and search settings of :class:`CaptionModule` (``model`` in conf/caption.yaml); stored in the
+    checkpoint's hyper-parameters as ``model``. The optimiser's are ``optim`` (lstm_seq/training/optim.py)."""
 
-    lr: float = positive(3e-3)  # AdamW peak learning rate (linear warm-up, then cosine decay to 0)
-    weight_decay: float = at_least(0, 1e-4)
-    warmup_steps: int = at_least(0, 100)
     att_reg: float = at_least(0, 0.1)  # doubly stochastic attention penalty (attention decoder only)
     sampling_max: float = prob(0.0)  # scheduled sampling: top probability of feeding the model's own word
     sampling_start_epoch: int = at_least(0, 2)  # the probability rises linearly from 0 at this epoch …
@@ -68,15 +70,32 @@ class CaptionModelConfig:
         check(self, "model.")
 
 
+# the top-level hyper-parameters of checkpoints written before the groups that were the optimiser's
+_FLAT_OPTIM = ("lr", "weight_decay", "warmup_steps")
+_GROUPS = ("vocab", "transform", "encoder", "decoder")
+
+
+def grouped_hparams(hp: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's hyper-parameters in the grouped layout: those of the flat one (every training, search and
+    optimiser setting at the top level, as written before the groups) are sorted into ``model`` and ``optim``
+    (the schedule of those runs: ``warmup_cosine``); grouped ones are returned as they are."""
+    if "model" in hp or "optim" in hp:
+        return dict(hp)
+    flat = {k: v for k, v in hp.items() if k not in _GROUPS}
+    optim = {k: flat.pop(k) for k in _FLAT_OPTIM if k in flat}
+    return {**{k: hp[k] for k in _GROUPS}, "model": flat, "optim": {"schedule": "warmup_cosine", **optim}}
+
+
 class CaptionModule(pl.LightningModule):
     """Args:
     vocab: ``Vocabulary.to_dict()``.
     transform: ``ImageTransform.to_dict()``.
-    encoder: kwargs of :class:`CNNEncoder` plus ``lr_factor`` (encoder lr = lr · lr_factor).
+    encoder: kwargs of :class:`CNNEncoder` plus ``lr_factor`` (encoder lr = optim.lr · lr_factor).
     decoder: ``variant`` ("show_tell" | "attention") plus the decoder's kwargs.
-    settings: the fields of :class:`CaptionModelConfig` (the others take its defaults; an unknown one raises
+    optim: the fields of :class:`~lstm_seq.training.optim.OptimConfig` (missing ones: ``PRESETS["warmup_cosine"]``,
+        AdamW with linear warm-up then cosine decay to 0).
+    model: the fields of :class:`CaptionModelConfig` (the others take its defaults; an unknown one raises
         :class:`ValueError`):
-        lr, weight_decay, warmup_steps: AdamW with linear warm-up then cosine decay to 0.
         att_reg: weight of the doubly stochastic attention penalty.
         sampling_max, sampling_start_epoch, sampling_ramp_epochs: scheduled sampling probability rises linearly
             from 0 at ``sampling_start_epoch`` to ``sampling_max`` over ``sampling_ramp_epochs``.
@@ -89,8 +108,10 @@ class CaptionModule(pl.LightningModule):
             the next word must come from the image more than from the previous word.
 
     ``encoder`` and ``decoder`` are the fields of :class:`EncoderConfig` and :class:`DecoderConfig` /
-    :class:`AttentionDecoderConfig` (missing ones take the defaults). ``hparams`` hold plain dicts and numbers
-    only, so checkpoints load with ``weights_only=True``.
+    :class:`AttentionDecoderConfig` (missing ones take the defaults). Each group may also be its dataclass.
+    ``hparams`` hold plain dicts and numbers only, so checkpoints load with ``weights_only=True``; the settings
+    of ``hparams["model"]`` are read where they are used (:attr:`settings`), so changing one there (a search
+    penalty, the beam size) applies at once.
     """
 
     def __init__(
@@ -99,10 +120,12 @@ class CaptionModule(pl.LightningModule):
         transform: dict[str, Any],
         encoder: dict[str, Any] | EncoderConfig,
         decoder: dict[str, Any] | DecoderConfig,
-        **settings: Any,
+        model: dict[str, Any] | CaptionModelConfig | None = None,
+        optim: dict[str, Any] | OptimConfig | None = None,
     ) -> None:
         super().__init__()
-        cfg = from_dict(CaptionModelConfig, settings, "model")
+        cfg = from_dict(CaptionModelConfig, model, "model")
+        self.optim_cfg = optim_config(optim, "warmup_cosine")
         enc = from_dict(EncoderConfig, encoder, "encoder")
         dec_dict = asdict(decoder) if isinstance(decoder, DecoderConfig) else dict(decoder)
         variant = dec_dict.get("variant", DecoderConfig.variant)
@@ -112,7 +135,8 @@ class CaptionModule(pl.LightningModule):
         rw = cfg.repeat_words
         self.save_hyperparameters({
             "vocab": vocab, "transform": transform, "encoder": asdict(enc), "decoder": asdict(dec),
-            **asdict(cfg), "repeat_words": list(rw) if rw is not None else None,
+            "model": {**asdict(cfg), "repeat_words": list(rw) if rw is not None else None},
+            "optim": asdict(self.optim_cfg),
         })  # fmt: skip
         self.vocab = Vocabulary.from_dict(vocab)
         self.transform = ImageTransform.from_dict(transform)
@@ -130,13 +154,14 @@ class CaptionModule(pl.LightningModule):
         """Rebuild from a checkpoint alone (encoder weights come from the checkpoint, not from files).
 
         Read with ``weights_only=True`` (the file cannot run code); a missing, truncated, unsafe or
-        non-captioning file raises :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it."""
+        non-captioning file raises :class:`~lstm_seq.training.checkpoint_io.CheckpointError` naming it.
+        Checkpoints with flat hyper-parameters (written before the groups) are read too (:func:`grouped_hparams`)."""
         ckpt = load_checkpoint_file(path, map_location)
         hp = ckpt.get("hyper_parameters")
         if not isinstance(hp, dict) or not {"vocab", "transform", "encoder", "decoder"} <= set(hp):
             found = hp.get("pipeline", "no captioning hyper-parameters") if isinstance(hp, dict) else "none"
             raise CheckpointError(f"{path} is not an image-captioning checkpoint (found: {found})")
-        hp = dict(hp)
+        hp = grouped_hparams(hp)
         hp["encoder"] = {**hp["encoder"], "weights": None}
         model = cls(**hp)
         model.load_state_dict(ckpt["state_dict"])
@@ -149,12 +174,17 @@ class CaptionModule(pl.LightningModule):
             return images, images.mean(1)
         return self.encoder(images)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The training and search settings: ``hparams["model"]`` (the fields of :class:`CaptionModelConfig`)."""
+        return self.hparams["model"]
+
     def sampling_prob(self) -> float:
-        hp = self.hparams
-        if hp.sampling_max <= 0 or self.current_epoch < hp.sampling_start_epoch:
+        hp = self.settings
+        if hp["sampling_max"] <= 0 or self.current_epoch < hp["sampling_start_epoch"]:
             return 0.0
-        frac = (self.current_epoch - hp.sampling_start_epoch + 1) / max(1, hp.sampling_ramp_epochs)
-        return float(hp.sampling_max * min(1.0, frac))
+        frac = (self.current_epoch - hp["sampling_start_epoch"] + 1) / max(1, hp["sampling_ramp_epochs"])
+        return float(hp["sampling_max"] * min(1.0, frac))
 
     def caption_loss(
         self, batch: dict[str, Any], sampling_prob: float = 0.0
@@ -165,8 +195,9 @@ class CaptionModule(pl.LightningModule):
         grid, pooled = grid.index_select(0, idx), pooled.index_select(0, idx)
         tokens = batch["tokens"]
         inp, tgt = tokens[:, :-1], tokens[:, 1:]
-        if self.training and self.hparams.word_dropout > 0:
-            drop = torch.rand(inp.shape, device=inp.device) < self.hparams.word_dropout
+        hp = self.settings
+        if self.training and hp["word_dropout"] > 0:
+            drop = torch.rand(inp.shape, device=inp.device) < hp["word_dropout"]
             drop[:, 0] = False
             inp = torch.where(drop & (inp != self.vocab.pad_id), torch.full_like(inp, self.vocab.unk_id), inp)
         logits, alphas = self.decoder(grid, pooled, inp, sampling_prob)
@@ -174,8 +205,8 @@ class CaptionModule(pl.LightningModule):
             logits.reshape(-1, logits.shape[-1]).float(), tgt.reshape(-1), ignore_index=self.vocab.pad_id
         )
         reg = torch.zeros((), device=ce.device)
-        if alphas is not None and self.hparams.att_reg > 0:
-            reg = self.hparams.att_reg * doubly_stochastic_penalty(alphas.float(), tgt != self.vocab.pad_id)
+        if alphas is not None and hp["att_reg"] > 0:
+            reg = hp["att_reg"] * doubly_stochastic_penalty(alphas.float(), tgt != self.vocab.pad_id)
         return ce, reg
 
     @torch.no_grad()
@@ -183,26 +214,26 @@ class CaptionModule(pl.LightningModule):
         self, images: torch.Tensor, beam_size: int | None = None, max_len: int | None = None
     ) -> Decoded:
         """Captions for a batch of normalised images (B, 3, S, S): beam search (``beam_size`` > 1) or greedy."""
-        k = self.hparams.beam_size if beam_size is None else beam_size
-        n = self.hparams.max_len if max_len is None else max_len
+        hp = self.settings
+        k = hp["beam_size"] if beam_size is None else beam_size
+        n = hp["max_len"] if max_len is None else max_len
         if k < 1 or n < 1:
             raise ValueError(f"beam_size and max_len must be ≥ 1 (beam_size 1: greedy), got {k} and {n}")
         grid, pooled = self.features(images)
         v = self.vocab
-        hp = self.hparams
         rep: dict[str, Any] = {
-            "no_repeat_ngram": int(hp.get("no_repeat_ngram", 0)),
-            "repeat_penalty": float(hp.get("repeat_penalty", 0.0)),
+            "no_repeat_ngram": int(hp["no_repeat_ngram"]),
+            "repeat_penalty": float(hp["repeat_penalty"]),
         }
-        if hp.get("repeat_words"):
+        if hp["repeat_words"]:
             only = torch.zeros(len(v), dtype=torch.bool)
-            only[[v.stoi[w] for w in hp.repeat_words if w in v.stoi]] = True
+            only[[v.stoi[w] for w in hp["repeat_words"] if w in v.stoi]] = True
             rep["repeat_only"] = only
         if k <= 1:
             return greedy(self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, n, **rep)
         return beam_search(
-            self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, k, n, hp.length_penalty,
-            coverage_penalty=float(hp.get("coverage_penalty", 0.0)), **rep,
+            self.decoder, grid, pooled, v.start_id, v.end_id, v.pad_id, k, n, hp["length_penalty"],
+            coverage_penalty=float(hp["coverage_penalty"]), **rep,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------- steps
@@ -213,7 +244,7 @@ class CaptionModule(pl.LightningModule):
         ce, reg = self.caption_loss(batch, p)
         bs = len(batch["ids"])
         self.log("train/loss", ce, prog_bar=True, batch_size=bs)
-        if self.decoder.has_attention and self.hparams.att_reg > 0:  # decided without reading the GPU
+        if self.decoder.has_attention and self.settings["att_reg"] > 0:  # decided without reading the GPU
             self.log("train/att_reg", reg, batch_size=bs)
         if p > 0:
             self.log("train/sampling_prob", p, batch_size=bs)
@@ -252,12 +283,10 @@ class CaptionModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        groups = [{"params": [p for p in self.decoder.parameters() if p.requires_grad], "lr": hp.lr}]
+        """AdamW and the learning-rate schedule of ``optim`` (lstm_seq/training/optim.py); the encoder's
+        parameters (when it trains) at ``encoder.lr_factor`` × the decoder's learning rate."""
+        groups: list[dict[str, Any]] = [{"params": [p for p in self.decoder.parameters() if p.requires_grad]}]
         enc_params = [p for p in self.encoder.parameters() if p.requires_grad]
         if enc_params and self.encoder_lr_factor > 0:
-            groups.append({"params": enc_params, "lr": hp.lr * self.encoder_lr_factor})
-        opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        # a resume that trains longer stretches it
-        sched = WarmupCosine(opt, int(self.trainer.estimated_stepping_batches), hp.warmup_steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+            groups.append({"params": enc_params, "lr_factor": self.encoder_lr_factor})
+        return optimizer_and_schedule(groups, self.optim_cfg, self.trainer.estimated_stepping_batches)

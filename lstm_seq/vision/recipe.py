@@ -41,12 +41,16 @@ def build_model(
     encoder: Mapping[str, Any],
     decoder: Mapping[str, Any],
     model: Mapping[str, Any],
+    optim: Mapping[str, Any] | None = None,
 ) -> CaptionModule:
     """A new captioner whose vocabulary (``min_freq``) comes from the training captions and whose input
-    transform (``image_size``, ``mean``, ``std``) is stored with it."""
+    transform (``image_size``, ``mean``, ``std``) is stored with it; ``model`` and ``optim`` are its training,
+    search and optimiser settings (None: the captioning defaults)."""
     vocab = Vocabulary.build((c for it in corpus.split("train") for c in it.captions), data["min_freq"])
     transform = ImageTransform(data["image_size"], tuple(data["mean"]), tuple(data["std"]))
-    return CaptionModule(vocab.to_dict(), transform.to_dict(), dict(encoder), dict(decoder), **model)
+    return CaptionModule(
+        vocab.to_dict(), transform.to_dict(), dict(encoder), dict(decoder), dict(model), dict(optim or {})
+    )
 
 
 def check_inputs(corpus: Corpus) -> dict[str, int]:

@@ -26,7 +26,7 @@ KEYS = {
     "asr": ["model.hidden_size", "model.dropout", "model.subsample", "optim.lr", "data.val_fraction",
             "features.n_mfcc", "decode.beam_size", "trainer.max_epochs", "mode", "ckpt", "seed"],
     "caption": ["decoder.hidden_size", "decoder.dropout", "model.sampling_max", "data.batch_size",
-                "encoder.output_stride", "threads", "model.lr", "mode", "image_dir"],
+                "encoder.output_stride", "threads", "optim.lr", "mode", "image_dir"],
 }  # fmt: skip
 VALUES = st.one_of(
     st.integers(-(10**12), 10**12).map(str),

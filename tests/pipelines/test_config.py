@@ -117,7 +117,7 @@ def test_experiments_compose_full_and_smoke(
         ("asr", "model.hidden_sise=64", ["model.hidden_sise"]),  # unknown key
         ("caption", "decoder.attention_dimm=3", ["decoder.attention_dimm"]),
         ("asr", "model.hidden_size=big", ["model.hidden_size", "Integer"]),  # wrong type
-        ("caption", "model.lr=fast", ["model.lr", "float"]),
+        ("caption", "optim.lr=fast", ["optim.lr", "float"]),
         ("asr", "data.smoke=maybe", ["data.smoke", "bool"]),
         ("asr", "data=nope", ["data", "nope"]),  # no such option
     ],

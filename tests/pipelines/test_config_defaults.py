@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_seq.audio.decoding.decode import DecodeConfig
 from lstm_seq.audio.features import FeatureConfig
 from lstm_seq.audio.model import ModelConfig
-from lstm_seq.audio.module import OptimConfig
+from lstm_seq.training.optim import PRESETS, OptimConfig
 from lstm_seq.vision.decoder import AttentionDecoderConfig
 from lstm_seq.vision.encoder import EncoderConfig
 from lstm_seq.vision.module import CaptionModelConfig
@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FILES = {
     "asr": {"asr.yaml": "", "data/speech_synth.yaml": "data.", "features/mfcc.yaml": "features.",
             "model/asr_bilstm.yaml": "model.", "decode/beam_lm.yaml": "decode.", "augment/none.yaml": "augment.",
-            "trainer/default.yaml": "trainer.", "paths/default.yaml": "paths.", "logger/default.yaml": "logger."},
+            "optim/onecycle.yaml": "optim.", "trainer/default.yaml": "trainer.", "paths/default.yaml": "paths.", "logger/default.yaml": "logger."},
     "caption": {"caption.yaml": "", "data/scenes.yaml": "data.", "encoder/resnet18.yaml": "encoder.",
-                "decoder/attention.yaml": "decoder.", "trainer/default.yaml": "trainer.",
+                "decoder/attention.yaml": "decoder.", "optim/warmup_cosine.yaml": "optim.",
+                "trainer/default.yaml": "trainer.",
                 "paths/default.yaml": "paths.", "logger/default.yaml": "logger."},
 }  # fmt: skip
 
@@ -45,6 +46,7 @@ ON_PURPOSE: dict[str, dict[str, str]] = {
         "data.name": "conf/data/speech_synth.yaml names the corpus",
         "features.sample_rate": "conf/features/mfcc.yaml: ${data.sample_rate}, whatever the data",
         "augment": "conf/augment/none.yaml: no waveform augmentation by default (enabled: false)",
+        "optim": "conf/optim/onecycle.yaml: the optimiser and schedule written out (equal to PRESETS, tested below)",
     },
     "caption": {
         "paths.root_dir": "conf/paths: the launch directory (an interpolation)",
@@ -60,11 +62,12 @@ ON_PURPOSE: dict[str, dict[str, str]] = {
         "encoder.hue_pool": "conf/encoder/resnet18.yaml: shape apart from colour, for training from scratch",
         "encoder.colour_channels": "conf/encoder/resnet18.yaml: the colour path that goes with hue_pool",
         "model.repeat_words": "conf/caption.yaml: the shape words of the embedded scenes",
+        "optim": "conf/optim/warmup_cosine.yaml: the captioner's optimiser and schedule (equal to PRESETS, below)",
     },
 }
 # the library classes whose defaults the command line used to disagree with (issue 16): checked by name too
 LIBRARY = {
-    "asr": {"features": FeatureConfig, "model": ModelConfig, "optim": OptimConfig, "decode": DecodeConfig},
+    "asr": {"features": FeatureConfig, "model": ModelConfig, "decode": DecodeConfig},
     "caption": {"encoder": EncoderConfig, "decoder": AttentionDecoderConfig, "model": CaptionModelConfig},
 }
 
@@ -174,3 +177,14 @@ def test_yaml_files_set_only_the_listed_overrides(pipeline: str) -> None:
             if not listed and key not in ("data.name", "encoder.name"):
                 stray.append(f"{name}: {key}")
     assert not stray, "YAML keys that restate a default (or need a reason in ON_PURPOSE): " + ", ".join(stray)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_each_optim_file_holds_its_library_preset(hydra_conf: None, name: str) -> None:
+    """conf/optim/<name>.yaml composes to ``PRESETS[name]`` (what a module built from Python trains with), for
+    either pipeline; the pipelines' defaults pick the one the modules default to."""
+    for pipeline in ("asr", "caption"):
+        composed = OmegaConf.to_container(compose(pipeline, overrides=[f"optim={name}"]).optim)
+        assert composed == dataclasses.asdict(PRESETS[name]), (pipeline, name)
+    assert OmegaConf.to_container(compose("asr").optim) == dataclasses.asdict(OptimConfig())
+    assert OmegaConf.to_container(compose("caption").optim) == dataclasses.asdict(PRESETS["warmup_cosine"])

@@ -67,7 +67,7 @@ def test_diverging_pipeline_run_stops_clearly_and_keeps_a_finite_checkpoint(tmp_
     out = tmp_path / "run"
     proc = run(
         "caption", "debug=smoke", "logger=none", f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={out}",
-        "model.lr=1e30", "resilience.max_consecutive_bad_batches=2", "trainer.max_epochs=4", check=False,
+        "optim.lr=1e30", "resilience.max_consecutive_bad_batches=2", "trainer.max_epochs=4", check=False,
     )  # fmt: skip
     assert proc.returncode != 0
     assert "2 consecutive batches had a non-finite loss or gradient" in proc.stderr + proc.stdout

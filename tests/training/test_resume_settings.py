@@ -11,9 +11,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from lstm_seq.training.run_settings import STATE_KEY
+from lstm_seq.training.run_settings import STATE_KEY, check_resume
 from lstm_seq.training.schedule import WarmupCosine, warmup_cosine
-from pipelines._hydra import ConfigError, fit
+from pipelines._hydra import RESUMABLE, ConfigError, fit
 from tests.training._tiny import Regressor, loader
 
 
@@ -101,3 +101,19 @@ def test_a_setting_the_code_gained_since_the_checkpoint_is_not_a_change(
     cfg = _cfg(ckpt=str(finished))
     cfg.features.new_option = True  # a key the checkpoint's run did not have yet
     _fit(cfg, tmp_path / "resumed")
+
+
+def test_renamed_settings_keep_their_rule() -> None:
+    """A caption checkpoint written when the optimiser's settings were ``model.lr``/``model.weight_decay``/
+    ``model.warmup_steps``: a resume compares them with ``optim.*``, so a new peak or warm-up applies and a new
+    weight decay is refused, named as it is called now."""
+    saved = {"model": {"lr": 3e-3, "weight_decay": 1e-4, "warmup_steps": 100, "att_reg": 0.1}, "seed": 0}
+    checkpoint = {"callbacks": {STATE_KEY: {"settings": saved}}}
+    now = {"model": {"att_reg": 0.1}, "seed": 0,
+           "optim": {"schedule": "warmup_cosine", "lr": 1e-3, "weight_decay": 1e-4, "warmup_steps": 50}}  # fmt: skip
+    applied = check_resume(checkpoint, now, {}, RESUMABLE, "old.ckpt")
+    assert applied == {"optim.lr": (3e-3, 1e-3), "optim.warmup_steps": (100, 50),
+                       "optim.schedule": (None, "warmup_cosine")}  # fmt: skip
+    now["optim"]["weight_decay"] = 1e-2
+    with pytest.raises(ValueError, match=r"cannot change: optim.weight_decay: 0.0001 in old.ckpt, 0.01 now"):
+        check_resume(checkpoint, now, {}, RESUMABLE, "old.ckpt")

@@ -28,7 +28,7 @@ def make_module(variant: str, vocab: Vocabulary, **kw: object) -> CaptionModule:
         {"name": "resnet18", "output_stride": 16},
         dec,
         # the search tests name their own repeat penalty (CaptionModelConfig's default penalises repeated bigrams)
-        **{"no_repeat_ngram": 0, "repeat_penalty": 0.0, **kw},  # type: ignore[arg-type]
+        {"no_repeat_ngram": 0, "repeat_penalty": 0.0, **kw},
     ).eval()
 
 

@@ -67,7 +67,7 @@ def test_attention_and_nbest(attention_module, tmp_path: Path) -> None:
     assert (
         r.attention is not None
     )  # one row per word, and one for <end> unless the caption was cut at max_len
-    assert r.attention.shape[0] == min(n_words + 1, attention_module.hparams.max_len)
+    assert r.attention.shape[0] == min(n_words + 1, attention_module.settings["max_len"])
     np.testing.assert_allclose(r.attention.sum(-1), 1.0, atol=1e-4)  # a distribution over the cells per token
     assert r.nbest is not None and 1 <= len(r.nbest) <= 3 and r.nbest[0] == (r.text, pytest.approx(r.score))
     scores = [s for _, s in r.nbest]

@@ -208,7 +208,7 @@ def test_each_format_trains_and_tests_one_batch(fmt: str, tmp_path: Path) -> Non
     vocab = Vocabulary.build([c for it in corpus.split("train") for c in it.captions])
     transform = ImageTransform(size=32)
     model = CaptionModule(vocab.to_dict(), transform.to_dict(), {"name": "mobilenet_v3_small", "output_stride": 16},
-                          {"variant": "attention", "embed_dim": 16, "hidden_size": 32, "attention_dim": 16}, beam_size=2, max_len=6)  # fmt: skip
+                          {"variant": "attention", "embed_dim": 16, "hidden_size": 32, "attention_dim": 16}, {"beam_size": 2, "max_len": 6})  # fmt: skip
     collate = functools.partial(collate_captions, pad_id=vocab.pad_id)
 
     def loader(split: str) -> DataLoader:

@@ -106,7 +106,7 @@ def test_beam_and_length_penalty_on_a_known_distribution(vocab: Vocabulary) -> N
     assert (
         m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
     )
-    m.hparams.length_penalty = 2.0
+    m.settings["length_penalty"] = 2.0
     long = m.generate(images, beam_size=3, max_len=5)
     assert m.vocab.decode_batch(long.tokens) == ["red red red red"] * 2
     assert (long.lengths == 4).all()
@@ -252,20 +252,20 @@ def test_no_repeat_penalty_in_greedy_and_beam_with_a_switch(vocab: Vocabulary) -
             m.decoder.out.bias[vocab.stoi[w]] = v
         m.decoder.out.bias[vocab.end_id] = -1.0
     images = torch.randn(2, 3, 32, 32)
-    m.hparams.length_penalty = 2.0
+    m.settings["length_penalty"] = 2.0
     assert (
         m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
     )
-    m.hparams.no_repeat_ngram, m.hparams.repeat_penalty = 1, float("inf")
+    m.settings["no_repeat_ngram"], m.settings["repeat_penalty"] = 1, float("inf")
     assert m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red blue circle"] * 2
     for cap in m.vocab.decode_batch(m.generate(images, beam_size=3, max_len=5).tokens):
         assert sorted(cap.split()) == ["blue", "circle", "red"]  # any order scores the same
-    m.hparams.repeat_words = ["blue"]  # only repeats that end in "blue" are penalised
+    m.settings["repeat_words"] = ["blue"]  # only repeats that end in "blue" are penalised
     assert (
         m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
     )
-    m.hparams.repeat_words = None
-    m.hparams.repeat_penalty = 0.0  # the switch: off again
+    m.settings["repeat_words"] = None
+    m.settings["repeat_penalty"] = 0.0  # the switch: off again
     assert (
         m.vocab.decode_batch(m.generate(images, beam_size=1, max_len=5).tokens) == ["red red red red red"] * 2
     )
