@@ -61,21 +61,21 @@ def main(cfg: DictConfig) -> dict:
         model = CaptionModule.load(resolve_path(cfg.ckpt))
         return recipe.generate(model, resolve_path(cfg.image_dir), out, plain(cfg.generate), device)
     scenes = corpus(cfg)
-    if cfg.mode == "test":
+    if cfg.mode == "test":  # the vocabulary and image transform come from the checkpoint
         model = CaptionModule.load(resolve_path(cfg.ckpt))
-        metrics, _ = recipe.evaluate(model, scenes, data, out, cache_dir, device)
+        dm = recipe.datamodule(model, scenes, data, cfg.seed, cache_dir)
+        metrics, _ = recipe.evaluate(model, dm, out, data["smoke"], device)
         return metrics
-    recipe.check_inputs(scenes)  # every split the run needs, the test one too, before the first step
     model = recipe.build_model(
         scenes, data, plain(cfg.encoder), plain(cfg.decoder), plain(cfg.model), plain(cfg.optim)
     )
-    train = recipe.loader(scenes, "train", model, data, True, cfg.seed, cache_dir)
-    val = recipe.loader(scenes, "val", model, data, False, cache_dir=cache_dir)
-    fitted = fit(cfg, model, out, "val/cider", "max", train_dataloaders=train, val_dataloaders=val)
+    dm = recipe.datamodule(model, scenes, data, cfg.seed, cache_dir)
+    recipe.check_inputs(dm)  # every split the run needs, the test one too, before the first step
+    fitted = fit(cfg, model, out, "val/cider", "max", datamodule=dm)
     if fitted is None:  # DDP: rank 0 alone tests and writes the outputs
         return {}
     best = CaptionModule.load(fitted.best) if fitted.best else model
-    metrics, predictions = recipe.evaluate(best, scenes, data, out, cache_dir, device)
+    metrics, predictions = recipe.evaluate(best, dm, out, data["smoke"], device)
     metrics.update(fitted.report)
     write_metrics(out, metrics)
     write_json_atomic(out / "config.json", plain(cfg))

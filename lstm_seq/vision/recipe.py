@@ -8,26 +8,18 @@ lands in the run folder ``out`` and is written atomically (:mod:`lstm_seq.output
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils.data import DataLoader
-
-from lstm_seq.cpus import loader_workers
 from lstm_seq.metrics.caption import caption_metrics, java_metrics, novel_pair_recall, object_metrics
 from lstm_seq.outputs import write_jsonl_atomic, write_metrics, write_text_atomic
-from lstm_seq.training import ResumableDataLoader, ShuffledBatchSampler
 from lstm_seq.vision.data.augment import ImageAugment
 from lstm_seq.vision.data.corpus import Corpus
-from lstm_seq.vision.data.datasets import CaptionDataset, collate_captions
+from lstm_seq.vision.data.datamodule import CaptionDataModule
 from lstm_seq.vision.data.images import DEFAULT_MAX_PIXELS, ImageTransform
-from lstm_seq.vision.data.synth import COLOURS, SHAPES, held_out_pairs
 from lstm_seq.vision.decoding.evaluate import caption_split
-from lstm_seq.vision.feature_cache import build_feature_cache
 from lstm_seq.vision.generate import caption_folder
 from lstm_seq.vision.module import CaptionModule
 from lstm_seq.vision.vocab import Vocabulary
@@ -53,76 +45,73 @@ def build_model(
     )
 
 
-def check_inputs(corpus: Corpus) -> dict[str, int]:
-    """Before training: the train, val and test splits all have items, so an empty test split fails now, not
-    after training. Returns the items per split."""
-    return {split: len(corpus.split(split)) for split in ("train", "val", "test")}
+def check_inputs(dm: CaptionDataModule) -> dict[str, int]:
+    """Before training: the train, val and test datasets (and their feature caches), so that an empty split,
+    the test one too, fails now, not after training. Returns the images per split."""
+    return {split: len(dm.dataset(split)) for split in ("train", "val", "test")}
 
 
-def loader(
-    corpus: Corpus,
-    split: str,
+def datamodule(
     model: CaptionModule,
+    corpus: Corpus,
     data: Mapping[str, Any],
-    train: bool,
     seed: int = 0,
     cache_dir: Path | None = None,
-) -> DataLoader:
-    """Training: shuffled by (seed, epoch), sharded over DDP ranks, resumable mid-epoch, per-sample seeds for
-    the caption draw and the augmentation (``data["augment"]``, training only). Evaluation: every rank reads
-    the whole split in order. With ``data["feature_cache"]``
-    and a frozen encoder the encoder's features are computed once into ``cache_dir`` and reused."""
-    augment = ImageAugment(**data["augment"]) if train and data.get("augment") else None
-    ds = CaptionDataset(
-        corpus.split(split), model.vocab, model.transform, data["train_captions"] if train else None,
-        data["max_len"], corpus.images, data.get("max_pixels", DEFAULT_MAX_PIXELS), augment,
-    )  # fmt: skip
-    if data.get("feature_cache") and model.encoder.frozen and cache_dir is not None:
-        ds.features, ds.feature_errors = build_feature_cache(model.encoder, ds, cache_dir, data["batch_size"])
-    workers = loader_workers(data["num_workers"])
-    kwargs = {
-        "num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available(),
-        "collate_fn": functools.partial(collate_captions, pad_id=model.vocab.pad_id),
-    }  # fmt: skip
-    if train:
-        sampler = ShuffledBatchSampler(len(ds), data["batch_size"], seed=seed, seed_samples=True)
-        return ResumableDataLoader(ds, batch_sampler=sampler, **kwargs)
-    return DataLoader(ds, batch_size=data["batch_size"], shuffle=False, **kwargs)
+) -> CaptionDataModule:
+    """Loaders for ``corpus`` with the model's own vocabulary and image transform (from its checkpoint when
+    testing, so the data can never drift from what the model was trained on) and the loading keys of ``data``
+    (:class:`~lstm_seq.vision.data.datasets.LoaderConfig`): ``data["augment"]`` augments the training split;
+    with ``data["feature_cache"]`` and a frozen encoder the encoder's features are computed once into
+    ``cache_dir`` and reused."""
+    cached = data.get("feature_cache") and model.encoder.frozen and cache_dir is not None
+    return CaptionDataModule(
+        corpus,
+        model.vocab,
+        model.transform,
+        batch_size=data["batch_size"],
+        num_workers=data["num_workers"],
+        train_captions=data["train_captions"],
+        max_len=data["max_len"],
+        max_pixels=data.get("max_pixels", DEFAULT_MAX_PIXELS),
+        augment=ImageAugment(**data["augment"]) if data.get("augment") else None,
+        seed=seed,
+        encoder=model.encoder if cached else None,
+        cache_dir=cache_dir,
+    )
 
 
 def evaluate(
     model: CaptionModule,
-    corpus: Corpus,
-    data: Mapping[str, Any],
+    dm: CaptionDataModule,
     out: Path,
-    cache_dir: Path | None = None,
+    smoke: bool = False,
     device: str = "cpu",
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Test ``model`` on the test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where Java runs; on the embedded
-    scenes ``test/novel_pair_recall`` and the object figures of :func:`~lstm_seq.metrics.caption.object_metrics`
-    (``test/object_recall``, ``test/exact_set``, ``test/count_accuracy``, ``test/repeat_rate``,
-    ``test/colour_accuracy``, ``test/hallucination_rate``) and the image files not found
-    (``data/<split>/missing_images``); writes metrics.json and predictions.jsonl. Returns the metrics and the
-    predictions (``{"id", "caption",
-    "references"}`` per image)."""
-    test = loader(corpus, "test", model, data, False, cache_dir=cache_dir)
-    said = caption_split(model, test, device=device)
+    """Test ``model`` on ``dm``'s test split: BLEU-1..4 and CIDEr-D, METEOR/SPICE where Java runs (not with
+    ``smoke``); where the corpus knows its images' objects (:class:`~lstm_seq.vision.data.corpus.Composition`,
+    the embedded scenes) ``test/novel_pair_recall`` and the object figures of
+    :func:`~lstm_seq.metrics.caption.object_metrics` (``test/object_recall``, ``test/exact_set``,
+    ``test/count_accuracy``, ``test/repeat_rate``, ``test/colour_accuracy``, ``test/hallucination_rate``);
+    the image files not found (``data/<split>/missing_images``). Writes metrics.json and predictions.jsonl.
+    Returns the metrics and the predictions (``{"id", "caption", "references"}`` per image)."""
+    said = caption_split(model, dm.test_dataloader(), device=device)
     metrics = caption_metrics(said.hyps, said.refs, prefix="test/") if said.hyps else {}
     if said.loss is not None:
         metrics["test/loss"] = said.loss
     extra, why = {}, "METEOR/SPICE skipped in smoke mode"
-    if not data.get("smoke"):
+    if not smoke:
         extra, why = java_metrics(said.hyps, said.refs, prefix="test/")
     if why:
         log.info(why)
     metrics.update(extra)
-    metrics.update(corpus.report())  # image files not found, per split
-    if data["name"] == "scenes":  # composition: how often the held-out colour–shape pairs are named
-        objects = {it.image_id: it.extra["objects"] for it in corpus.split("test")}
+    metrics.update(dm.corpus.report())  # image files not found, per split
+    known = dm.corpus.composition
+    if known is not None:  # composition: how often the held-out colour–shape pairs are named
+        objects = {it.image_id: it.extra["objects"] for it in dm.corpus.split("test")}
         objs = [objects[i] for i in said.ids]
-        metrics["test/novel_pair_recall"] = novel_pair_recall(said.hyps, objs, held_out_pairs())
+        metrics["test/novel_pair_recall"] = novel_pair_recall(said.hyps, objs, known.held_out)
         # each object named once, the right number of objects, no phrase said more often than it is there
-        metrics.update(object_metrics(said.hyps, objs, COLOURS, SHAPES, prefix="test/"))
+        metrics.update(object_metrics(said.hyps, objs, known.colours, known.shapes, prefix="test/"))
     predictions = [
         {"id": i, "caption": h, "references": r}
         for i, h, r in zip(said.ids, said.hyps, said.refs, strict=True)

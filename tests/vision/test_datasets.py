@@ -158,12 +158,11 @@ def test_array_backed_items_and_caption_sampling() -> None:
 
 @pytest.mark.parametrize("fmt", ["coco", "flickr", "karpathy"])
 def test_each_format_trains_and_tests_one_batch(fmt: str, tmp_path: Path) -> None:
-    """Reader → corpus → vocabulary → dataset → Lightning fit/test on a tiny fake dataset of each format."""
-    import functools
-
+    """Reader → corpus → vocabulary → data module → Lightning fit/test on a tiny fake dataset of each format
+    (no validation split: its loader is never asked for)."""
     import lightning.pytorch as pl
-    from torch.utils.data import DataLoader
 
+    from lstm_seq.vision.data.datamodule import CaptionDataModule
     from lstm_seq.vision.module import CaptionModule
 
     names = [f"img{i}.jpg" for i in range(6)]
@@ -209,12 +208,7 @@ def test_each_format_trains_and_tests_one_batch(fmt: str, tmp_path: Path) -> Non
     transform = ImageTransform(size=32)
     model = CaptionModule(vocab.to_dict(), transform.to_dict(), {"name": "mobilenet_v3_small", "output_stride": 16},
                           {"variant": "attention", "embed_dim": 16, "hidden_size": 32, "attention_dim": 16}, {"beam_size": 2, "max_len": 6})  # fmt: skip
-    collate = functools.partial(collate_captions, pad_id=vocab.pad_id)
-
-    def loader(split: str) -> DataLoader:
-        return DataLoader(
-            CaptionDataset(corpus.split(split), vocab, transform), batch_size=4, collate_fn=collate
-        )
+    dm = CaptionDataModule(corpus, vocab, transform, batch_size=4, num_workers=0)
 
     trainer = pl.Trainer(
         max_epochs=1,
@@ -224,8 +218,8 @@ def test_each_format_trains_and_tests_one_batch(fmt: str, tmp_path: Path) -> Non
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(model, loader("train"))
-    said = caption_split(model, loader("test"))
+    trainer.fit(model, dm.train_dataloader())
+    said = caption_split(model, dm.test_dataloader())
     assert len(said.hyps) == len(said.ids) == len(corpus.split("test")) and said.loss is not None
     assert said.ids == [it.image_id for it in corpus.split("test")] and all(
         isinstance(h, str) for h in said.hyps

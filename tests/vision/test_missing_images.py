@@ -64,15 +64,9 @@ def test_missing_files_are_dropped_and_counted_in_metrics(tmp_path: Path) -> Non
     corpus = load_corpus("coco", tmp_path, **_coco(tmp_path, NAMES[1:]))
     assert [it.image_id for it in corpus.split("train")] == ["1", "2", "3"]
     assert corpus.report() == {"data/test/missing_images": 1, "data/train/missing_images": 1}
-    data = {
-        "batch_size": 2,
-        "num_workers": 0,
-        "train_captions": 1,
-        "max_len": 6,
-        "name": "coco",
-        "smoke": True,
-    }
-    metrics, _ = recipe.evaluate(_model(corpus), corpus, data, tmp_path)
+    data = {"batch_size": 2, "num_workers": 0, "train_captions": 1, "max_len": 6}
+    model = _model(corpus)
+    metrics, _ = recipe.evaluate(model, recipe.datamodule(model, corpus, data), tmp_path, smoke=True)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["data/test/missing_images"] == metrics["data/test/missing_images"] == 1
 

@@ -1,5 +1,6 @@
 """Which data a captioning run uses: the embedded scene corpus or a real dataset (COCO, Flickr, Karpathy),
-as items per split (train/val/test) plus, for the scenes, the in-memory image array.
+as items per split (train/val/test) plus, for the scenes, the in-memory image array and what their images
+hold (:class:`Composition`: the test run scores the captions' objects against it).
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ from typing import Any
 import numpy as np
 
 from lstm_seq.vision.data.formats import CaptionItem, read_coco, read_flickr, read_karpathy, scene_items
-from lstm_seq.vision.data.synth import SceneConfig, load_or_generate
+from lstm_seq.vision.data.synth import COLOURS, SHAPES, SceneConfig, held_out_pairs, load_or_generate
 
 SMOKE_SCENES = {"n_train": 96, "n_val": 16, "n_test": 24}
 SMOKE_ITEMS = 32  # per split for real datasets in smoke mode
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Composition:
+    """What a corpus knows of its images' contents: each item's ``extra["objects"]`` (``{"colour", "shape",
+    ...}`` records), named by these words, with some colour–shape pairs kept out of training."""
+
+    colours: tuple[str, ...]  # the colour words of an object's "<colour> <shape>" phrase
+    shapes: tuple[str, ...]  # the shape words
+    held_out: frozenset[tuple[str, str]]  # (colour, shape) pairs seen in the test split only
 
 
 @dataclass
@@ -29,6 +40,9 @@ class Corpus:
     splits: dict[str, list[CaptionItem]]
     images: np.ndarray | None = None
     missing: dict[str, int] = field(default_factory=dict)  # image files not found, per split (dropped)
+    # the objects of every image are known (the embedded scenes): the test run measures how captions name
+    # them; None for photo corpora (COCO, Flickr, Karpathy)
+    composition: Composition | None = None
 
     def report(self) -> dict[str, int]:
         """``data/<split>/missing_images`` for metrics.json (splits with a file-based image)."""
@@ -71,7 +85,8 @@ def load_corpus(name: str, data_dir: str | os.PathLike[str], smoke: bool = False
         if smoke:
             fields.update(SMOKE_SCENES)
         images, records = load_or_generate(SceneConfig(**fields), data_dir)
-        return Corpus(_by_split(scene_items(records)), images)
+        scenes = Composition(tuple(COLOURS), SHAPES, frozenset(held_out_pairs()))
+        return Corpus(_by_split(scene_items(records)), images, composition=scenes)
     if name == "coco":
         anns, dirs = options.get("annotations") or {}, options.get("image_dirs") or {}
         items = []
