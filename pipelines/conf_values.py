@@ -543,14 +543,6 @@ class Base:
         self.origin.update(origin)
 
 
-def _leaf_keys(tree: Any, prefix: str = "") -> Iterator[str]:
-    if isinstance(tree, dict) and tree:
-        for k, v in tree.items():
-            yield from _leaf_keys(v, f"{prefix}{k}.")
-    else:
-        yield prefix[:-1]
-
-
 class Conf:
     """The option files of a conf/ folder and the values their defaults lists give them."""
 
@@ -645,7 +637,7 @@ class Conf:
             out = self.base(rel)
             own = _own_tree(self.adopted(rel).entries)
             if own:
-                out.merge(OmegaConf.create(own), {k: rel for k in _leaf_keys(own)})
+                out.merge(OmegaConf.create(own), {k: rel for k, _ in _leaves(own)})
             self._full[rel] = out
         return self._full[rel]
 
