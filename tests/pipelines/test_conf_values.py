@@ -80,20 +80,27 @@ def test_generated_lines_change_no_composed_value(conf: Path) -> None:
 
 
 def test_a_new_group_is_found_and_its_option_adopted(conf: Path) -> None:
-    """A group added to a primary's defaults list (here optim/, which asr.yaml showed as a node) is found
+    """A group added to a primary's defaults list (here resilience/, which asr.yaml shows as a node) is found
     without a list to edit: its new option's values become its own lines, the schema's others are shown, and
     the primary no longer shows the group's keys. The composed config is the one the values give."""
     asr = conf / "asr.yaml"
-    asr.write_text(asr.read_text().replace("  - _self_\n", "  - optim: slow\n  - _self_\n", 1))
-    (conf / "optim").mkdir()
-    (conf / "optim" / "slow.yaml").write_text("# A slower peak.\nlr: 0.001  # a tenth\n")
+    asr.write_text(asr.read_text().replace("  - _self_\n", "  - resilience: often\n  - _self_\n", 1))
+    (conf / "resilience").mkdir()
+    (conf / "resilience" / "often.yaml").write_text(
+        "# Checkpoints more often.\ncheckpoint_every_n_steps: 10  # a fifth\n"
+    )
 
-    assert "optim/slow.yaml" in write(conf)
-    lines = (conf / "optim" / "slow.yaml").read_text().splitlines()
-    assert "lr: 0.001  # this option: a tenth" in lines and "weight_decay: 0.01  # ≥ 0" in lines
-    assert "optim:" not in (conf / "asr.yaml").read_text().splitlines()
+    assert "resilience/often.yaml" in write(conf)
+    lines = (conf / "resilience" / "often.yaml").read_text().splitlines()
+    assert "checkpoint_every_n_steps: 10  # this option: a fifth" in lines
+    assert [line for line in lines if line.startswith("max_consecutive_bad_batches: 10  # stop after")]
+    assert not [
+        line for line in (conf / "asr.yaml").read_text().splitlines() if line.startswith("resilience:")
+    ]
     assert differences(conf) == []
-    (new, _), (old, _) = _composed(conf, [("asr", [])]) + _composed(CONF, [("asr", ["optim.lr=0.001"])])
+    (new, _), (old, _) = _composed(conf, [("asr", [])]) + _composed(
+        CONF, [("asr", ["resilience.checkpoint_every_n_steps=10"])]
+    )
     assert new == old
 
 
