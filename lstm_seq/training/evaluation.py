@@ -59,9 +59,10 @@ def evaluation_trainer(device: str | torch.device = "cpu") -> pl.Trainer:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Without Lightning's start-up lines (devices available, a logger tip) and its advice on the loaders: the
-    evaluation loaders run in the main process on purpose (tests) or with the run's workers, and the speech
-    loader's duration batches are all read (its sampler has no ``drop_last`` for Lightning to set)."""
+    """Without Lightning's start-up lines (devices available, a logger tip) and its advice: the evaluation
+    loaders run in the main process on purpose (tests) or with the run's workers, the speech loader's duration
+    batches are all read (its sampler has no ``drop_last`` for Lightning to set), and a step returns None on
+    purpose for a batch the loader could not read."""
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = rank_zero.level
     rank_zero.setLevel(logging.WARNING)
@@ -69,6 +70,7 @@ def _quiet() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*", PossibleUserWarning)
             warnings.filterwarnings("ignore", ".*custom batch sampler.*", PossibleUserWarning)
+            warnings.filterwarnings("ignore", "predict returned None")  # a batch the loader could not read
             # Lightning 2.6 with torch ≥ 2.10 (its own code; once per predict since catch_warnings resets "once")
             warnings.filterwarnings("ignore", ".*LeafSpec.*")
             yield
