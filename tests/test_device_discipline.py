@@ -104,6 +104,7 @@ def test_asr_training_and_decoding_steps(tmp_path: Path) -> None:
         m.eval()
         with torch.no_grad():
             log_probs, out_lengths = m(wave, lengths)
+            m.predict_step(batch, 0)  # the test's step (trainer.predict)
         greedy_decode(log_probs, out_lengths, m.vocab)
         beam(log_probs, out_lengths)
 
@@ -138,6 +139,7 @@ def test_caption_training_and_generation_steps(variant: str) -> None:
         with torch.no_grad():
             for beam in (1, 3):
                 m.generate(batch["images"], beam_size=beam)
+            m.predict_step(batch, 0)  # the test's step (trainer.predict)
 
     assert implicit_calls(step) == []
 

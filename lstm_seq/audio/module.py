@@ -5,7 +5,8 @@ Everything needed to rebuild the recogniser — vocabulary, feature settings, mo
 therefore in every checkpoint, together with ``pipeline: "asr"``, which :meth:`ASRModule.load` checks so that a
 checkpoint of another pipeline fails clearly. The module also carries its
 :class:`~lstm_seq.audio.decoding.setup.DecodingSetup` (LM, lexicon, tuned weights) into every checkpoint; decoding
-itself (beam search, the test set) is done by :mod:`lstm_seq.audio.decoding.evaluate` on the module's emissions.
+itself (beam search, the test set) is done by :mod:`lstm_seq.audio.decoding.evaluate` on the module's emissions,
+which :meth:`ASRModule.predict_step` gives batch by batch through ``trainer.predict``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from lstm_seq.audio.data.datasets import Batch
 from lstm_seq.audio.decoding.decode import greedy_decode
+from lstm_seq.audio.decoding.emissions import BatchEmissions
 from lstm_seq.audio.decoding.setup import CKPT_KEY, DecodingSetup
 from lstm_seq.audio.features import MFCC, FeatureConfig, SpecAugment, SpecAugmentConfig, fit_dataset_cmvn
 from lstm_seq.audio.model import AcousticModel, ModelConfig
@@ -206,6 +208,26 @@ class ASRModule(pl.LightningModule):
         self.log("val/cer_greedy", cer)
         self.log("val/wer", wer, prog_bar=True)
         self.log("val/cer", cer)
+
+    # ---------------------------------------------------------------- test (trainer.predict)
+    def predict_step(
+        self, batch: Batch | None, batch_idx: int, dataloader_idx: int = 0
+    ) -> BatchEmissions | None:
+        """One batch's emissions for the test (and tuning) scoring of :mod:`lstm_seq.audio.decoding.evaluate`:
+        float32 log-posteriors and lengths on the CPU, the references and the mean CTC loss; None for a batch
+        the loader could not read."""
+        if batch is None:
+            return None
+        log_probs, out_lengths = self(batch.wave, batch.wave_lengths)
+        loss = self.ctc_loss(log_probs, out_lengths, batch, count_dropped=False, stage="test")
+        return BatchEmissions(
+            log_probs.float().cpu(),
+            out_lengths.cpu(),
+            list(batch.texts),
+            list(batch.paths),
+            None if loss is None else float(loss),
+            len(batch),
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CKPT_KEY] = self.decoding.to_dict()

@@ -33,6 +33,7 @@ from lstm_seq.vision.decoder import (
     doubly_stochastic_penalty,
 )
 from lstm_seq.vision.decoding.beam import Decoded, beam_search, greedy
+from lstm_seq.vision.decoding.captioned import CaptionedBatch
 from lstm_seq.vision.encoder import CNNEncoder, EncoderConfig
 from lstm_seq.vision.vocab import Vocabulary
 
@@ -147,6 +148,8 @@ class CaptionModule(pl.LightningModule):
         dec_kwargs.pop("variant")
         self.decoder = DECODERS[variant](len(self.vocab), self.encoder.out_channels, **dec_kwargs)
         self._eval: dict[str, list[Any]] = {"hyps": [], "refs": [], "ids": []}
+        # the test's beam (predict_step); None: hparams["model"]["beam_size"] (validation searches greedily)
+        self.predict_beam_size: int | None = None
 
     # ---------------------------------------------------------------------------------------- loading
     @classmethod
@@ -250,22 +253,24 @@ class CaptionModule(pl.LightningModule):
             self.log("train/sampling_prob", p, batch_size=bs)
         return ce + reg
 
-    def caption_batch(self, batch: dict[str, Any], beam_size: int | None) -> tuple[torch.Tensor, list[str]]:
-        """One evaluation batch: the teacher-forced cross-entropy of the first reference (a scalar tensor,
-        the batch mean) and the captions decoded with ``beam_size`` (None: the model's own), one per image.
-        Validation and :func:`lstm_seq.vision.decoding.evaluate.caption_split` both go through here."""
+    def caption_batch(self, batch: dict[str, Any], beam_size: int | None) -> CaptionedBatch:
+        """One evaluation batch: the teacher-forced cross-entropy of its captions (a scalar tensor, the batch
+        mean) and the captions decoded with ``beam_size`` (None: the model's own), one per image, with the ids and
+        references. Validation (greedy) and :meth:`predict_step` (the test) both go through here."""
         ce, _ = self.caption_loss(batch)
         out = self.generate(batch["images"], beam_size=beam_size)
-        return ce, self.vocab.decode_batch(out.tokens)
+        return CaptionedBatch(
+            list(batch["ids"]), self.vocab.decode_batch(out.tokens), list(batch["refs"]), ce
+        )
 
     def _eval_step(self, batch: dict[str, Any], stage: str, beam: int) -> None:
         if not batch["ids"]:
             return
-        ce, hyps = self.caption_batch(batch, beam)
-        self.log(f"{stage}/loss", ce, batch_size=len(batch["ids"]))
-        self._eval["hyps"].extend(hyps)
-        self._eval["refs"].extend(batch["refs"])
-        self._eval["ids"].extend(batch["ids"])
+        said = self.caption_batch(batch, beam)
+        self.log(f"{stage}/loss", said.loss, batch_size=len(said.ids))
+        self._eval["hyps"].extend(said.hyps)
+        self._eval["refs"].extend(said.refs)
+        self._eval["ids"].extend(said.ids)
 
     def _eval_end(self, stage: str) -> dict[str, float]:
         hyps, refs = self._eval["hyps"], self._eval["refs"]
@@ -280,6 +285,15 @@ class CaptionModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._eval_end("val")
+
+    def predict_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> CaptionedBatch | None:
+        """The test's captions of one batch (beam search of :attr:`predict_beam_size`), scored over the whole
+        split by :func:`lstm_seq.vision.recipe.evaluate`; None for a batch without a readable image."""
+        if not batch["ids"]:
+            return None
+        return self.caption_batch(batch, self.predict_beam_size)
 
     # ------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:

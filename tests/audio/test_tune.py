@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from lstm_seq.audio.data.datasets import Batch
 from lstm_seq.audio.decoding.decode import BeamConfig
-from lstm_seq.audio.decoding.evaluate import Emissions, collect_emissions
+from lstm_seq.audio.decoding.emissions import Emissions
+from lstm_seq.audio.decoding.evaluate import collect_emissions
 from lstm_seq.audio.decoding.lm import estimate, estimate_arpa
 from lstm_seq.audio.decoding.setup import CKPT_KEY, DecodingSetup, build
 from lstm_seq.audio.decoding.tune import best_pair, tune_beam
@@ -228,7 +230,7 @@ def test_collect_emissions_runs_the_model_once_per_batch_in_order() -> None:
         return Batch(wave, torch.tensor(samples), z, z[:, 0], texts, [f"{t}.wav" for t in texts])
 
     batches = [batch(["a", "b"], [8000, 6000]), None, batch(["c"], [4000])]
-    em = collect_emissions(m, batches)
+    em = collect_emissions(m, DataLoader(batches, batch_size=None, collate_fn=lambda b: b))
     assert m.training  # restored
     assert em.refs == ["a", "b", "c"] and len(em.batches) == 2
     (lp, n), (lp2, _) = em.batches

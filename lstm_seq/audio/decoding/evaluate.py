@@ -1,82 +1,34 @@
 """Run the acoustic model over a split once, then score decoders on what it emitted.
 
-:func:`collect_emissions` keeps every utterance's log-posteriors (with the references, paths and the CTC loss);
-:func:`evaluate` decodes them greedily and, when given a beam-search decoder, with it too, and returns the
-metrics and one prediction row per utterance. Tuning (:mod:`lstm_seq.audio.decoding.tune`) decodes the same
-emissions again for every pair of weights, so the model runs once per split.
+:func:`collect_emissions` keeps every utterance's log-posteriors (with the references, paths and the CTC loss):
+the module's ``predict_step`` (:class:`~lstm_seq.audio.decoding.emissions.BatchEmissions`) through
+``trainer.predict`` (:func:`lstm_seq.training.evaluation.predict`: one device, float32), gathered by
+:meth:`Emissions.from_batches`. :func:`evaluate` decodes them greedily and, when given a beam-search decoder,
+with it too, and returns the metrics and one prediction row per utterance. Tuning
+(:mod:`lstm_seq.audio.decoding.tune`) decodes the same emissions again for every pair of weights, so the model
+runs once per split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from lstm_seq.audio.decoding.decode import greedy_decode
+from lstm_seq.audio.decoding.emissions import BatchEmissions, Decoder, Emissions
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.metrics.wer import char_errors, word_errors
+from lstm_seq.training.evaluation import predict
 
-Decoder = Callable[[Tensor, Tensor], list[str]]
-
-
-@dataclass
-class Emissions:
-    """Log-posteriors of a split, batch by batch, with the references.
-
-    Attributes:
-        batches: ``(log_probs (B, T, V) float32 on the CPU, lengths (B,))`` per batch.
-        refs: the reference transcripts, in batch order.
-        paths: the audio files, in batch order.
-        loss_sum, loss_weight: Σ (batch mean CTC loss × batch size) and Σ batch size over the batches with a
-            feasible utterance: their ratio is the split's loss, weighted as Lightning logs it.
-    """
-
-    batches: list[tuple[Tensor, Tensor]] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    loss_sum: float = 0.0
-    loss_weight: int = 0
-
-    def decode(self, decoder: Decoder) -> list[str]:
-        """Every utterance decoded by ``decoder``, in the order of :attr:`refs`."""
-        return [h for lp, n in self.batches for h in decoder(lp, n)]
-
-    def greedy(self, vocab: CharVocab) -> list[str]:
-        """Best-path transcripts, in the order of :attr:`refs`."""
-        return [h for lp, n in self.batches for h in greedy_decode(lp, n, vocab)]
-
-    @property
-    def loss(self) -> float | None:
-        return self.loss_sum / self.loss_weight if self.loss_weight else None
+__all__ = ["BatchEmissions", "Decoder", "Emissions", "collect_emissions", "evaluate"]
 
 
-@torch.no_grad()
 def collect_emissions(module: Any, loader: Iterable, device: torch.device | str = "cpu") -> Emissions:
     """Run ``module`` (an :class:`~lstm_seq.audio.module.ASRModule`: waveforms → (B, T, V) log-posteriors and
-    its CTC loss) in eval mode over ``loader``'s :class:`~lstm_seq.audio.data.datasets.Batch` items (``None``
-    batches are skipped)."""
-    was_training = module.training
-    module.eval().to(device)
-    out = Emissions()
-    try:
-        for batch in loader:
-            if batch is None:
-                continue
-            batch = batch.to(device)
-            log_probs, lengths = module(batch.wave, batch.wave_lengths)
-            loss = module.ctc_loss(log_probs, lengths, batch, count_dropped=False)
-            if loss is not None:
-                out.loss_sum += float(loss) * len(batch)
-                out.loss_weight += len(batch)
-            out.batches.append((log_probs.float().cpu(), lengths.cpu()))
-            out.refs.extend(batch.texts)
-            out.paths.extend(batch.paths)
-    finally:
-        module.train(was_training)
-    return out
+    its CTC loss) in eval mode on ``device`` over ``loader``'s :class:`~lstm_seq.audio.data.datasets.Batch`
+    items (``None`` batches are skipped); the module comes back on its device and in its mode."""
+    return Emissions.from_batches(predict(module, loader, device))
 
 
 def evaluate(

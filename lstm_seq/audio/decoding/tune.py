@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from lstm_seq.audio.decoding.decoder import BeamSearchDecoder
-from lstm_seq.audio.decoding.evaluate import Emissions
+from lstm_seq.audio.decoding.emissions import Emissions
 from lstm_seq.cpus import usable_cpus
 from lstm_seq.metrics.wer import char_errors, word_errors
 

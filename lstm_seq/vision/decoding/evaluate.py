@@ -1,60 +1,34 @@
 """Caption a split once and return what was said: ids, hypotheses, references and the teacher-forced loss.
 
-The test run scores these (:func:`lstm_seq.vision.recipe.evaluate`); nothing is read back off the module.
+:func:`caption_split` runs the module's ``predict_step`` (:meth:`~lstm_seq.vision.module.CaptionModule.caption_batch`,
+the step validation uses too) through ``trainer.predict`` (:func:`lstm_seq.training.evaluation.predict`: one
+device, float32) and gathers the batches with :meth:`Captioned.from_batches`. The test run scores these
+(:func:`lstm_seq.vision.recipe.evaluate`); nothing is read back off the module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
+from lstm_seq.training.evaluation import predict
+from lstm_seq.vision.decoding.captioned import Captioned, CaptionedBatch
 from lstm_seq.vision.module import CaptionModule
 
-
-@dataclass
-class Captioned:
-    """A split's captions in loader order.
-
-    Attributes:
-        ids: image ids; hyps: the decoded captions; refs: each image's reference captions.
-        loss_sum, loss_weight: Σ (batch mean cross-entropy × images) and Σ images: their ratio is the split's
-            teacher-forced loss, weighted as Lightning logs it.
-    """
-
-    ids: list[str] = field(default_factory=list)
-    hyps: list[str] = field(default_factory=list)
-    refs: list[list[str]] = field(default_factory=list)
-    loss_sum: float = 0.0
-    loss_weight: int = 0
-
-    @property
-    def loss(self) -> float | None:
-        return self.loss_sum / self.loss_weight if self.loss_weight else None
+__all__ = ["Captioned", "CaptionedBatch", "caption_split"]
 
 
-@torch.no_grad()
 def caption_split(
     model: CaptionModule, loader: Iterable[dict[str, Any]], beam_size: int | None = None, device: str = "cpu"
 ) -> Captioned:
-    """Run ``model`` in eval mode over ``loader`` (batches of :func:`~lstm_seq.vision.data.datasets.collate_captions`):
-    beam search with ``beam_size`` (None: the model's own), and the cross-entropy of the first reference."""
-    was_training = model.training
-    model.eval().to(device)
-    out = Captioned()
+    """Run ``model`` in eval mode on ``device`` over ``loader`` (batches of
+    :func:`~lstm_seq.vision.data.datasets.collate_captions`): beam search with ``beam_size`` (None: the model's
+    :attr:`~lstm_seq.vision.module.CaptionModule.predict_beam_size`, by default its own ``beam_size``), and the
+    teacher-forced cross-entropy. The model comes back on its device, in its mode, with its beam size."""
+    kept = model.predict_beam_size
+    if beam_size is not None:
+        model.predict_beam_size = beam_size
     try:
-        for batch in loader:
-            if not batch["ids"]:
-                continue
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            ce, hyps = model.caption_batch(batch, beam_size)
-            out.loss_sum += float(ce) * len(batch["ids"])
-            out.loss_weight += len(batch["ids"])
-            out.hyps.extend(hyps)
-            out.refs.extend(batch["refs"])
-            out.ids.extend(batch["ids"])
+        return Captioned.from_batches(predict(model, loader, device))
     finally:
-        model.train(was_training)
-    return out
+        model.predict_beam_size = kept
