@@ -397,7 +397,9 @@ class CaptionGenerateTaskConfig:
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
     ckpt: str = _model_file("generate")  # the model
-    image_dir: str = input_path(MISSING, "dir", checked=("generate",), placeholder="DIR")  # searched recursively
+    image_dir: str = input_path(
+        MISSING, "dir", checked=("generate",), placeholder="DIR"
+    )  # searched recursively
     device: str = "cpu"  # cpu | cuda
     generate: CaptionGenerateConfig = field(default_factory=CaptionGenerateConfig)  # type: ignore[valid-type]
     # torch.set_num_threads; null = torch's default (on a small shared CPU one thread was the fastest)
@@ -459,7 +461,18 @@ class Task:
 
 
 # config name -> the entry point that composes it; each entry point's main calls validate(cfg) first
-_TRAIN_ASR = ("paths", "hydra", "trainer", "logger", "data", "features", "model", "decode", "augment", "optim")
+_TRAIN_ASR = (
+    "paths",
+    "hydra",
+    "trainer",
+    "logger",
+    "data",
+    "features",
+    "model",
+    "decode",
+    "augment",
+    "optim",
+)
 _TRAIN_CAPTION = ("paths", "hydra", "trainer", "logger", "data", "encoder", "decoder", "optim")
 TASKS: dict[str, Task] = {
     "asr": Task("asr", "train", ASRConfig, (*_TRAIN_ASR, "debug", "experiment")),

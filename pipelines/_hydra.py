@@ -322,7 +322,10 @@ _MODE_COMMANDS = {
     "prepare": "{p}.prepare data=librispeech data.root=DIR",
     "train": "{p}",
 }
-_PIPELINE_TASKS = {"asr": ("test", "transcribe", "export", "prepare"), "caption": ("test", "generate", "export")}
+_PIPELINE_TASKS = {
+    "asr": ("test", "transcribe", "export", "prepare"),
+    "caption": ("test", "generate", "export"),
+}
 
 
 def refuse_mode(pipeline: str, argv: Sequence[str] | None = None) -> None:

@@ -51,7 +51,9 @@ def main(cfg: DictConfig) -> dict:
         print("  " + paste_command(test.module, {"ckpt": fitted.best}, accepts=test.accepts))
         print(
             "  "
-            + paste_command(generate.module, {"ckpt": fitted.best}, ["image_dir=DIR"], accepts=generate.accepts)
+            + paste_command(
+                generate.module, {"ckpt": fitted.best}, ["image_dir=DIR"], accepts=generate.accepts
+            )
         )
     return metrics
 

@@ -22,7 +22,9 @@ def main(cfg: DictConfig) -> dict:
     set_threads(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     model = CaptionModule.load(resolve_path(cfg.ckpt))
-    return recipe.generate(model, resolve_path(cfg.image_dir), run_dir(), plain(cfg.generate), str(cfg.device))
+    return recipe.generate(
+        model, resolve_path(cfg.image_dir), run_dir(), plain(cfg.generate), str(cfg.device)
+    )
 
 
 if __name__ == "__main__":
