@@ -246,7 +246,7 @@ class ASRConfig(RunConfig):
 
 
 def _model_file(task: str) -> Any:
-    return input_path(MISSING, "file", checked=(task,))
+    return input_path(MISSING, "file", checked=(task,), required=(task,))
 
 
 @dataclass
@@ -269,7 +269,9 @@ class ASRTranscribeConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     ckpt: str = _model_file("transcribe")  # the model
     # folder of audio files (searched recursively)
-    audio_dir: str = input_path(MISSING, "dir", checked=("transcribe",), placeholder="DIR")
+    audio_dir: str = input_path(
+        MISSING, "dir", checked=("transcribe",), required=("transcribe",), placeholder="DIR"
+    )
     chunk_s: float = positive(CHUNK_S)  # longest piece of audio decoded at once (s); longer files are chunked
     device: str = "cpu"  # cpu | cuda
     decode: ASRDecodeConfig = field(default_factory=ASRDecodeConfig)  # type: ignore[valid-type]
@@ -398,7 +400,7 @@ class CaptionGenerateTaskConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     ckpt: str = _model_file("generate")  # the model
     image_dir: str = input_path(
-        MISSING, "dir", checked=("generate",), placeholder="DIR"
+        MISSING, "dir", checked=("generate",), required=("generate",), placeholder="DIR"
     )  # searched recursively
     device: str = "cpu"  # cpu | cuda
     generate: CaptionGenerateConfig = field(default_factory=CaptionGenerateConfig)  # type: ignore[valid-type]
@@ -565,7 +567,7 @@ def _walk(node: DictConfig, prefix: str, task: str | None, problems: list[str], 
         key, meta = f"{prefix}{f.name}", dict(f.metadata)
         relevant = "checked" not in meta or task in meta["checked"]
         if OmegaConf.is_missing(node, f.name):
-            if relevant and "placeholder" in meta:  # a required input (``???`` in the task's config)
+            if task in meta.get("required", ()):  # a required input (``???`` in the task's config)
                 needs.append(f"{key}={meta['placeholder']}")
             elif relevant:
                 problems.append(f"{key} is not set")

@@ -180,8 +180,12 @@ def test_unknown_keys_and_wrong_types_fail_while_composing(
         ("caption_export", [], "missing ckpt=PATH"),
         ("asr_prepare", [], "missing data.root=DIR"),
         ("asr_prepare", ["data=ljspeech"], "missing data.root=DIR"),
-        ("asr_test", ["ckpt=x.ckpt", "data.batch_size=0"], "data.batch_size=0 must be > 0"),
-        ("asr_transcribe", ["ckpt=x.ckpt", "audio_dir=.", "chunk_s=0"], "chunk_s=0.0 must be > 0"),
+        ("asr_test", [f"ckpt={ROOT / 'README.md'}", "decode.beam_size=0"], "decode.beam_size=0 must be > 0"),
+        (
+            "asr_transcribe",
+            [f"ckpt={ROOT / 'README.md'}", f"audio_dir={ROOT}", "chunk_s=0"],
+            "chunk_s=0.0 must be > 0",
+        ),
         ("asr", ["data=speech_manifest"], "data.train_manifest is not set"),
         ("asr", ["model.dropout=nan"], "model.dropout=nan must be a finite number"),
         (
