@@ -174,12 +174,12 @@ def _has_module(name: str) -> bool:
 
 
 def _compose(pipeline: str, overrides: list[str]) -> DictConfig:
-    """The job config, composed as the command line would (``paths.root_dir`` pinned to the checkout);
-    every interpolation resolved."""
+    """The job config of primary ``pipeline`` (``asr``, ``asr_test``, …), composed as the command line would
+    (``paths.root_dir`` pinned to the checkout); every interpolation resolved."""
     needs_hydra = any(o.lstrip("+~").startswith("hydra") for o in overrides)
     cfg = compose(pipeline, overrides=[f"paths.root_dir={ROOT}", *overrides], return_hydra_config=needs_hydra)
     for key in cfg:
-        if key != "hydra":
+        if key != "hydra" and not OmegaConf.is_missing(cfg, key):  # ``???``: validate names it
             node = cfg[key]
             if isinstance(node, DictConfig):
                 OmegaConf.to_container(node, resolve=True)
