@@ -1,24 +1,32 @@
-"""How the two pipelines' configs are composed: Hydra schemas built from the library's settings dataclasses, the
-``${smoke:…}`` and ``${launch_dir:}`` resolvers, and the checks that depend on the mode.
+"""How the pipelines' configs are composed: one primary config per task (:data:`TASKS`: ``conf/asr.yaml`` trains,
+``conf/asr_test.yaml`` tests, …), Hydra schemas built from the library's settings dataclasses, the ``${smoke:…}``
+and ``${launch_dir:}`` resolvers, and :func:`validate`.
 
 Where a setting is defined. Every setting of the library — features, model, augmentation, loading, decoding,
 optimiser, encoder, decoder — is defined once, with its default and its rule (> 0, a probability, a choice), on a
 field of a dataclass in ``lstm_seq`` (e.g. :class:`lstm_seq.audio.features.FeatureConfig`; the rules are
 :mod:`lstm_seq.settings`). The schemas here are those dataclasses, registered in Hydra's ConfigStore as they are
 or extended by the few keys that only a run has (``data.name``, ``data.smoke``, the files of a corpus, the
-trainer, ``mode``, ``ckpt``, …). So ``conf/*.yaml`` holds only what differs from the defaults
-(tests/pipelines/test_config_defaults.py fails when a YAML file restates a default).
+trainer, ``ckpt``, ``device``, …). ``conf/*.yaml`` shows every value, written from them by
+``python -m pipelines.conf_values`` (tests/pipelines/test_config_defaults.py checks it).
 
-Types and key names are checked by Hydra while it composes: every primary config starts its defaults list with
-its schema (``asr_schema`` / ``caption_schema``) and every option of the groups ``data``, ``features``, ``model``,
-``decode``, ``augment``, ``encoder``, ``decoder`` with the schema of its kind (``- /schema/<pipeline>/<group>/
-<kind>@_here_``). A misspelt key or a value of the wrong type fails at start with Hydra's message naming the key;
-``+key=value`` still adds a key on purpose.
+One entry point per task. ``python -m pipelines.asr`` (train) composes ``conf/asr.yaml``,
+``python -m pipelines.asr.test`` ``conf/asr_test.yaml``, and so on (:data:`TASKS`); each primary starts its
+defaults list with its schema (``<config name>_schema``) and holds only the keys and groups its task uses — a
+test config has no trainer, a transcribe config no data. A required input is ``???`` in the primary (``ckpt``,
+``audio_dir``, ``image_dir``); ``data.root`` of ``asr_prepare`` is required by its field's metadata (the data
+options are shared with training, where it is unused).
 
-Values are checked by :func:`validate`, which each pipeline's ``main`` calls first, before any work: the rules
-of the fields (the same ones the library dataclasses check when they are built), the input paths that must exist
-in this mode and the keys this mode needs; the first problem is reported as one
-:class:`~pipelines._hydra.ConfigError` line naming the key.
+Types and key names are checked by Hydra while it composes: every option of the groups ``data``, ``features``,
+``model``, ``decode``, ``augment``, ``encoder``, ``decoder`` starts with the schema of its kind (``-
+/schema/<pipeline>/<group>/<kind>@_here_``). A misspelt key, a key of another task (``trainer.max_epochs`` in a
+test) or a value of the wrong type fails at start with Hydra's message naming the key; ``+key=value`` still adds
+a key on purpose.
+
+Values are checked by :func:`validate`, which each entry point's ``main`` calls first, before any work: the
+rules of the fields (the same ones the library dataclasses check when they are built), the input paths that must
+exist for this task and the inputs it needs; the first problem is reported as one
+:class:`~pipelines._hydra.ConfigError` line naming the key (``missing ckpt=PATH``).
 """
 
 from __future__ import annotations
@@ -149,7 +157,7 @@ OptimSchema = schema(OptimConfig)
 
 @dataclass
 class RunConfig:
-    """The keys both pipelines share; each pipeline's schema adds its own."""
+    """The keys both training configs share; each pipeline's schema adds its own."""
 
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -192,7 +200,7 @@ ManifestDataConfig = extend(
     ("max_frames", int, positive(20000)),
     ("num_workers", int, at_least(0, 2)),
 )
-# a public corpus on disk: ``mode=prepare data.root=…`` writes the manifests into manifest_dir
+# a public corpus on disk: ``python -m pipelines.asr.prepare data.root=…`` writes the manifests into manifest_dir
 ImportedDataConfig = extend(
     "ImportedDataConfig",
     ManifestDataConfig,
