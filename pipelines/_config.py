@@ -37,8 +37,10 @@ import os
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -468,6 +470,12 @@ class Task:
         this task's config."""
         top = key.lstrip("+~").split(".", 1)[0].split("/", 1)[0]
         return top in self.groups or top in {f.name for f in dataclasses.fields(self.schema)}
+
+    def options(self) -> dict[str, str]:
+        """The group options the task's primary config picks (``{"data": "speech_synth", …}``)."""
+        config = Path(__file__).resolve().parents[1] / "conf" / f"{self.module.replace('.', '_')}.yaml"
+        entries = yaml.safe_load(config.read_text(encoding="utf-8")).get("defaults") or []
+        return {str(k): str(v) for e in entries if isinstance(e, dict) for k, v in e.items()}
 
 
 # config name -> the entry point that composes it; each entry point's main calls validate(cfg) first

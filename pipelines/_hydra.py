@@ -353,11 +353,14 @@ def paste_command(
     settings: Mapping[str, str],
     placeholders: Sequence[str] = (),
     accepts: Callable[[str], bool] | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> str:
     """A ``python -m pipelines.<pipeline> …`` line to paste into a shell (``pipeline`` e.g. ``asr`` or
     ``asr.test``): this run's command-line overrides that the target's config ``accepts`` (a key or group of
     it: the data, decoding and debug settings it was started with; all of them when ``accepts`` is None; never
-    ``hydra.*``, which names this run's directory, nor the keys in ``settings``), then ``settings`` (e.g.
+    ``hydra.*``, which names this run's directory, nor the keys in ``settings``); then, for each group of the
+    target's ``options`` (its primary's choices) that this run chose differently without an override the
+    target keeps (an experiment's ``data=librispeech``), ``group=choice``; then ``settings`` (e.g.
     ``ckpt=PATH``, quoted for Hydra and the shell), then ``placeholders`` as they are (``audio_dir=DIR``).
     """
     keep: list[str] = []
@@ -369,5 +372,15 @@ def paste_command(
             if accepts is not None and not accepts(key):
                 continue
             keep.append(shell_arg(o))
+        chosen = HydraConfig.get().runtime.choices
+        given = {o.split("=", 1)[0].lstrip("+~") for o in keep}
+        for group, default in (options or {}).items():
+            choice = chosen.get(group)
+            if (
+                group not in ("hydra", "paths", "debug")
+                and group not in given
+                and choice not in (None, default)
+            ):
+                keep.append(shell_arg(f"{group}={choice}"))
     own = [shell_arg(f"{k}={hydra_value(str(v))}") for k, v in settings.items()]
     return " ".join(["python", "-m", f"pipelines.{pipeline}", *keep, *own, *placeholders])

@@ -54,11 +54,18 @@ def main(cfg: DictConfig) -> dict[str, Any]:
             "evaluate the final checkpoint (best weights, tuned decoding) / transcribe audio files with it:"
         )
         test, transcribe = TASKS["asr_test"], TASKS["asr_transcribe"]
-        print("  " + paste_command(test.module, {"ckpt": str(final)}, accepts=test.accepts))
+        print(
+            "  "
+            + paste_command(test.module, {"ckpt": str(final)}, accepts=test.accepts, options=test.options())
+        )
         print(
             "  "
             + paste_command(
-                transcribe.module, {"ckpt": str(final)}, ["audio_dir=DIR"], accepts=transcribe.accepts
+                transcribe.module,
+                {"ckpt": str(final)},
+                ["audio_dir=DIR"],
+                accepts=transcribe.accepts,
+                options=transcribe.options(),
             )
         )
     return results

@@ -48,11 +48,18 @@ def main(cfg: DictConfig) -> dict:
     if fitted.best:
         print("evaluate the best checkpoint again / caption a folder of images with it:")
         test, generate = TASKS["caption_test"], TASKS["caption_generate"]
-        print("  " + paste_command(test.module, {"ckpt": fitted.best}, accepts=test.accepts))
+        print(
+            "  "
+            + paste_command(test.module, {"ckpt": fitted.best}, accepts=test.accepts, options=test.options())
+        )
         print(
             "  "
             + paste_command(
-                generate.module, {"ckpt": fitted.best}, ["image_dir=DIR"], accepts=generate.accepts
+                generate.module,
+                {"ckpt": fitted.best},
+                ["image_dir=DIR"],
+                accepts=generate.accepts,
+                options=generate.options(),
             )
         )
     return metrics

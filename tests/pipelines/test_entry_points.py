@@ -188,3 +188,30 @@ def test_a_task_refuses_the_keys_of_training(tmp_path: Path) -> None:
     """Hydra names a key the task's config does not have."""
     proc = cli("asr.test", "ckpt=x.ckpt", "trainer.max_epochs=3", cwd=tmp_path)
     assert proc.returncode == 1 and "trainer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_printed_commands_carry_what_the_target_accepts_and_the_data_an_experiment_chose() -> None:
+    """An experiment picks data=librispeech: the printed test command selects it itself (the experiment, with
+    its model and trainer keys, is no key of the test config); transcribe has no data group."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from pipelines._config import TASKS
+    from pipelines._hydra import paste_command
+
+    overrides = ["+experiment=asr_librispeech", "debug=smoke", "trainer.max_epochs=3", "decode.beam_size=4"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("asr", overrides=overrides, return_hydra_config=True)
+    saved = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(cfg)
+    try:
+        test, transcribe = TASKS["asr_test"], TASKS["asr_transcribe"]
+        assert paste_command(
+            test.module, {"ckpt": "a.ckpt"}, accepts=test.accepts, options=test.options()
+        ) == ("python -m pipelines.asr.test debug=smoke decode.beam_size=4 data=librispeech ckpt=a.ckpt")
+        printed = paste_command(
+            transcribe.module, {"ckpt": "a.ckpt"}, ["audio_dir=DIR"], transcribe.accepts, transcribe.options()
+        )
+        assert printed == "python -m pipelines.asr.transcribe decode.beam_size=4 ckpt=a.ckpt audio_dir=DIR"
+    finally:
+        HydraConfig.instance().cfg = saved
