@@ -89,6 +89,19 @@ def test_every_task_config_composes_with_only_its_own_keys(hydra_conf: None, nam
         assert _compose(name, "debug=smoke").data.smoke is True
 
 
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_tasks_list_the_groups_of_their_primary(name: str) -> None:
+    """TASKS (what a printed command may carry to a task) names the groups the primary's defaults list picks,
+    plus experiment (added with +experiment=) for training."""
+    task = TASKS[name]
+    assert set(task.options()) <= set(task.groups)
+    assert set(task.groups) - set(task.options()) <= ({"experiment"} if task.kind == "train" else set())
+    assert name == task.module.replace(".", "_")
+    module = task.module.replace(".", "/")
+    entry = ROOT / "pipelines" / (f"{module}/__main__.py" if task.kind == "train" else f"{module}.py")
+    assert entry.is_file(), entry
+
+
 def test_unknown_keys_of_another_task_are_refused(hydra_conf: None) -> None:
     """A test config has no trainer and no mode; Hydra names the key."""
     for name, override in (
