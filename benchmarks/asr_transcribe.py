@@ -1,4 +1,4 @@
-"""Transcription speed: ``mode=transcribe`` as a whole process, and the :class:`~lstm_seq.audio.Recognizer` API
+"""Transcription speed: ``python -m pipelines.asr.transcribe`` as a whole process, and the :class:`~lstm_seq.audio.Recognizer` API
 in-process at several batch sizes, greedy and beam + LM, on a folder of the embedded corpus's test files.
 
 ``N`` test-split files (2–3 s each) are copied into a folder; the command line is timed from process start to
@@ -58,17 +58,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR", "LANG", "OMP_NUM_THREADS") if k in os.environ
         }
         env["PYTHONPATH"] = str(ROOT)
-        accel = "gpu" if args.device.startswith("cuda") else "cpu"
-        cmd = [sys.executable, "-m", "pipelines.asr", "mode=transcribe", f"ckpt={args.ckpt.resolve()}",
-               f"audio_dir={folder}", f"hydra.run.dir={Path(work) / 'run'}", "logger=none",
-               f"trainer.accelerator={accel}", f"transcribe.device={args.device}"]  # fmt: skip
+        cmd = [sys.executable, "-m", "pipelines.asr.transcribe", f"ckpt={args.ckpt.resolve()}",
+               f"audio_dir={folder}", f"hydra.run.dir={Path(work) / 'run'}", f"device={args.device}"]  # fmt: skip
         t0 = time.perf_counter()
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         cli_s = time.perf_counter() - t0
         cli_rows = [
             json.loads(x) for x in (Path(work) / "run" / "transcripts.jsonl").read_text().splitlines()
         ]
-        cases.append({"what": "mode=transcribe (whole process)", "decode": "beam", "batch_size": 16,
+        cases.append({"what": "pipelines.asr.transcribe (whole process)", "decode": "beam", "batch_size": 16,
                       "seconds": cli_s, "files_per_s": len(rows) / cli_s, "rtf": cli_s / audio_s, "same_as_cli": True})  # fmt: skip
         for decode in ("greedy", "beam"):
             asr = Recognizer.from_checkpoint(args.ckpt, device=args.device, decode=decode)

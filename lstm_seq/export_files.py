@@ -32,7 +32,7 @@ class ExportedFiles:
     extra: dict[str, Path] = field(default_factory=dict)
 
     def record(self, run_dir: Path) -> dict[str, int]:
-        """``mode=export``'s report: print each file written and record ``export/files`` (the number of ONNX
+        """``pipelines.<pipeline>.export``'s report: print each file written and record ``export/files`` (the number of ONNX
         graphs) in ``<run_dir>/metrics.json``; returns that metric."""
         for f in [*self.onnx.values(), self.metadata, *self.extra.values()]:
             print(f"wrote {f}")

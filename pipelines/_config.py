@@ -1,24 +1,32 @@
-"""How the two pipelines' configs are composed: Hydra schemas built from the library's settings dataclasses, the
-``${smoke:…}`` and ``${launch_dir:}`` resolvers, and the checks that depend on the mode.
+"""How the pipelines' configs are composed: one primary config per task (:data:`TASKS`: ``conf/asr.yaml`` trains,
+``conf/asr_test.yaml`` tests, …), Hydra schemas built from the library's settings dataclasses, the ``${smoke:…}``
+and ``${launch_dir:}`` resolvers, and :func:`validate`.
 
 Where a setting is defined. Every setting of the library — features, model, augmentation, loading, decoding,
 optimiser, encoder, decoder — is defined once, with its default and its rule (> 0, a probability, a choice), on a
 field of a dataclass in ``lstm_seq`` (e.g. :class:`lstm_seq.audio.features.FeatureConfig`; the rules are
 :mod:`lstm_seq.settings`). The schemas here are those dataclasses, registered in Hydra's ConfigStore as they are
 or extended by the few keys that only a run has (``data.name``, ``data.smoke``, the files of a corpus, the
-trainer, ``mode``, ``ckpt``, …). So ``conf/*.yaml`` holds only what differs from the defaults
-(tests/pipelines/test_config_defaults.py fails when a YAML file restates a default).
+trainer, ``ckpt``, ``device``, …). ``conf/*.yaml`` shows every value, written from them by
+``python -m pipelines.conf_values`` (tests/pipelines/test_config_defaults.py checks it).
 
-Types and key names are checked by Hydra while it composes: every primary config starts its defaults list with
-its schema (``asr_schema`` / ``caption_schema``) and every option of the groups ``data``, ``features``, ``model``,
-``decode``, ``augment``, ``encoder``, ``decoder`` with the schema of its kind (``- /schema/<pipeline>/<group>/
-<kind>@_here_``). A misspelt key or a value of the wrong type fails at start with Hydra's message naming the key;
-``+key=value`` still adds a key on purpose.
+One entry point per task. ``python -m pipelines.asr`` (train) composes ``conf/asr.yaml``,
+``python -m pipelines.asr.test`` ``conf/asr_test.yaml``, and so on (:data:`TASKS`); each primary starts its
+defaults list with its schema (``<config name>_schema``) and holds only the keys and groups its task uses — a
+test config has no trainer, a transcribe config no data. A required input is ``???`` in the primary (``ckpt``,
+``audio_dir``, ``image_dir``); ``data.root`` of ``asr_prepare`` is required by its field's metadata (the data
+options are shared with training, where it is unused).
 
-Values are checked by :func:`validate`, which each pipeline's ``main`` calls first, before any work: the rules
-of the fields (the same ones the library dataclasses check when they are built), the input paths that must exist
-in this mode and the keys this mode needs; the first problem is reported as one
-:class:`~pipelines._hydra.ConfigError` line naming the key.
+Types and key names are checked by Hydra while it composes: every option of the groups ``data``, ``features``,
+``model``, ``decode``, ``augment``, ``encoder``, ``decoder`` starts with the schema of its kind (``-
+/schema/<pipeline>/<group>/<kind>@_here_``). A misspelt key, a key of another task (``trainer.max_epochs`` in a
+test) or a value of the wrong type fails at start with Hydra's message naming the key; ``+key=value`` still adds
+a key on purpose.
+
+Values are checked by :func:`validate`, which each entry point's ``main`` calls first, before any work: the
+rules of the fields (the same ones the library dataclasses check when they are built), the input paths that must
+exist for this task and the inputs it needs; the first problem is reported as one
+:class:`~pipelines._hydra.ConfigError` line naming the key (``missing ckpt=PATH``).
 """
 
 from __future__ import annotations
@@ -29,9 +37,12 @@ import os
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -60,8 +71,9 @@ __all__ = ["ASRConfig", "AttentionDecoderConfig", "CaptionConfig", "register", "
 def input_path(
     default: Any, kind: str, checked: Sequence[str], required: Sequence[str] = (), placeholder: str = "PATH"
 ) -> Any:
-    """A path read by the run: must exist (a ``kind`` = "file" or "dir") when set and ``mode`` is in
-    ``checked``; must be set when ``mode`` is in ``required``."""
+    """A path read by the run: must exist (a ``kind`` = "file" or "dir") when set and the task (train, test,
+    prepare, …: :attr:`Task.kind`) is in ``checked``; must be set when the task is in ``required``
+    (``placeholder`` is what the message asks for: ``missing data.root=DIR``)."""
     meta = {"path": kind, "checked": tuple(checked), "required": tuple(required), "placeholder": placeholder}
     return field(default=default, metadata=meta)
 
@@ -147,7 +159,7 @@ OptimSchema = schema(OptimConfig)
 
 @dataclass
 class RunConfig:
-    """The keys both pipelines share; each pipeline's schema adds its own."""
+    """The keys both training configs share; each pipeline's schema adds its own."""
 
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -190,7 +202,7 @@ ManifestDataConfig = extend(
     ("max_frames", int, positive(20000)),
     ("num_workers", int, at_least(0, 2)),
 )
-# a public corpus on disk: ``mode=prepare data.root=…`` writes the manifests into manifest_dir
+# a public corpus on disk: ``python -m pipelines.asr.prepare data.root=…`` writes the manifests into manifest_dir
 ImportedDataConfig = extend(
     "ImportedDataConfig",
     ManifestDataConfig,
@@ -229,27 +241,10 @@ class ASRCallbacksConfig:
 
 
 @dataclass
-class TranscribeConfig:
-    chunk_s: float = positive(CHUNK_S)  # longest piece of audio decoded at once (s); longer files are chunked
-    device: str = "cpu"
-
-
-@dataclass
 class ASRConfig(RunConfig):
-    # train (train + test) | test (ckpt=) | transcribe (ckpt=, audio_dir=) | prepare (import a dataset)
-    # | export (ckpt=: ONNX files of the acoustic model into <run dir>/export)
-    mode: str = one_of("train", "train", "test", "transcribe", "prepare", "export")
-    # a checkpoint: resumes training in mode=train; the model to use in test/transcribe/export
-    ckpt: str | None = input_path(
-        None,
-        "file",
-        checked=("train", "test", "transcribe", "export"),
-        required=("test", "transcribe", "export"),
-    )
-    # folder of audio files for mode=transcribe (searched recursively)
-    audio_dir: str | None = input_path(
-        None, "dir", checked=("transcribe",), required=("transcribe",), placeholder="DIR"
-    )
+    """``python -m pipelines.asr``: train, then test (conf/asr.yaml)."""
+
+    ckpt: str | None = input_path(None, "file", checked=("train",))  # a checkpoint to resume training from
     data: ASRDataConfig = MISSING  # type: ignore[valid-type]  # each option brings the schema of its kind
     features: FeaturesConfig = MISSING  # type: ignore[valid-type]
     model: ASRModelConfig = field(default_factory=ASRModelConfig)  # type: ignore[valid-type]
@@ -257,8 +252,59 @@ class ASRConfig(RunConfig):
     augment: AugmentSchema | None = None  # type: ignore[valid-type]  # waveform augmentation of the training split (conf/augment)
     callbacks: ASRCallbacksConfig = field(default_factory=ASRCallbacksConfig)
     plot_utterances: int = at_least(0, 4)  # test utterances drawn as PNGs after training (0 = none)
-    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig("test/wer", "minimize"))
+
+
+def _model_file(task: str) -> Any:
+    return input_path(MISSING, "file", checked=(task,), required=(task,))
+
+
+@dataclass
+class ASRTestConfig:
+    """``python -m pipelines.asr.test``: evaluate a checkpoint on the configured test set (conf/asr_test.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ckpt: str = _model_file("test")  # the checkpoint to evaluate; its vocabulary and features are used
+    device: str = "cpu"  # cpu | cuda
+    data: ASRDataConfig = MISSING  # type: ignore[valid-type]
+    decode: ASRDecodeConfig = field(default_factory=ASRDecodeConfig)  # type: ignore[valid-type]
+
+
+@dataclass
+class ASRTranscribeConfig:
+    """``python -m pipelines.asr.transcribe``: audio files → transcripts.jsonl (conf/asr_transcribe.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ckpt: str = _model_file("transcribe")  # the model
+    # folder of audio files (searched recursively)
+    audio_dir: str = input_path(
+        MISSING, "dir", checked=("transcribe",), required=("transcribe",), placeholder="DIR"
+    )
+    chunk_s: float = positive(CHUNK_S)  # longest piece of audio decoded at once (s); longer files are chunked
+    device: str = "cpu"  # cpu | cuda
+    decode: ASRDecodeConfig = field(default_factory=ASRDecodeConfig)  # type: ignore[valid-type]
+
+
+@dataclass
+class ASRExportConfig:
+    """``python -m pipelines.asr.export``: ONNX files of the acoustic model into <run dir>/export
+    (conf/asr_export.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ckpt: str = _model_file("export")  # the model
+
+
+@dataclass
+class ASRPrepareConfig:
+    """``python -m pipelines.asr.prepare``: import a public corpus (data.root) into manifests
+    (conf/asr_prepare.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: ASRDataConfig = MISSING  # type: ignore[valid-type]
 
 
 # ------------------------------------------------------------------------------------------------------- caption
@@ -329,24 +375,59 @@ CaptionModelSchema = schema(CaptionModelConfig)
 
 @dataclass
 class CaptionConfig(RunConfig):
-    # train (then test) | test | generate | export (ONNX encoder + decoder step into <run dir>/export)
-    mode: str = one_of("train", "train", "test", "generate", "export")
-    # mode=train: resume from it; mode=test / generate / export: the model
-    ckpt: str | None = input_path(
-        None, "file", checked=("train", "test", "generate", "export"), required=("test", "generate", "export")
-    )
-    # folder captioned recursively by mode=generate
-    image_dir: str | None = input_path(
-        None, "dir", checked=("generate",), required=("generate",), placeholder="DIR"
-    )
+    """``python -m pipelines.caption``: train, then test (conf/caption.yaml)."""
+
+    ckpt: str | None = input_path(None, "file", checked=("train",))  # a checkpoint to resume training from
     data: CaptionDataConfig = MISSING  # type: ignore[valid-type]  # each option brings the schema of its kind
     encoder: CaptionEncoderConfig = field(default_factory=CaptionEncoderConfig)  # type: ignore[valid-type]
     decoder: CaptionDecoderConfig = MISSING  # type: ignore[valid-type]
     model: CaptionModelSchema = field(default_factory=CaptionModelSchema)  # type: ignore[valid-type]
-    generate: CaptionGenerateConfig = field(default_factory=CaptionGenerateConfig)  # type: ignore[valid-type]
     # torch.set_num_threads; null = torch's default (on a small shared CPU one thread was the fastest)
     threads: int | None = positive(1)
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig("test/cider", "maximize"))
+
+
+@dataclass
+class CaptionTestConfig:
+    """``python -m pipelines.caption.test``: evaluate a checkpoint on the configured test split
+    (conf/caption_test.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ckpt: str = _model_file("test")  # the checkpoint to evaluate; its vocabulary and image transform are used
+    device: str = "cpu"  # cpu | cuda
+    data: CaptionDataConfig = MISSING  # type: ignore[valid-type]
+    # torch.set_num_threads; null = torch's default (on a small shared CPU one thread was the fastest)
+    threads: int | None = positive(1)
+
+
+@dataclass
+class CaptionGenerateTaskConfig:
+    """``python -m pipelines.caption.generate``: caption a folder of images → captions.jsonl + captions.html
+    (conf/caption_generate.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ckpt: str = _model_file("generate")  # the model
+    image_dir: str = input_path(
+        MISSING, "dir", checked=("generate",), required=("generate",), placeholder="DIR"
+    )  # searched recursively
+    device: str = "cpu"  # cpu | cuda
+    generate: CaptionGenerateConfig = field(default_factory=CaptionGenerateConfig)  # type: ignore[valid-type]
+    # torch.set_num_threads; null = torch's default (on a small shared CPU one thread was the fastest)
+    threads: int | None = positive(1)
+
+
+@dataclass
+class CaptionExportConfig:
+    """``python -m pipelines.caption.export``: ONNX encoder + decoder step into <run dir>/export
+    (conf/caption_export.yaml)."""
+
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    ckpt: str = _model_file("export")  # the model
+    # torch.set_num_threads; null = torch's default (on a small shared CPU one thread was the fastest)
+    threads: int | None = positive(1)
 
 
 # ---------------------------------------------------------------------------------------------- registration
@@ -373,6 +454,69 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
+@dataclass(frozen=True)
+class Task:
+    """One entry point: ``python -m pipelines.<module>`` composes primary config ``conf/<name>.yaml``, whose
+    defaults list starts with ``<name>_schema`` (:attr:`schema`) and picks :attr:`groups`. :attr:`kind` is the
+    task the schemas' input paths name in ``checked``/``required`` (train, test, transcribe, …)."""
+
+    module: str
+    kind: str
+    schema: type
+    groups: tuple[str, ...]
+
+    def accepts(self, key: str) -> bool:
+        """Whether an override of ``key`` (``data.root``, ``decode``, ``+experiment``) is a key or group of
+        this task's config."""
+        top = key.lstrip("+~").split(".", 1)[0].split("/", 1)[0]
+        return top in self.groups or top in {f.name for f in dataclasses.fields(self.schema)}
+
+    def options(self) -> dict[str, str]:
+        """The group options the task's primary config picks (``{"data": "speech_synth", …}``)."""
+        config = Path(__file__).resolve().parents[1] / "conf" / f"{self.module.replace('.', '_')}.yaml"
+        entries = yaml.safe_load(config.read_text(encoding="utf-8")).get("defaults") or []
+        return {str(k): str(v) for e in entries if isinstance(e, dict) for k, v in e.items()}
+
+
+# config name -> the entry point that composes it; each entry point's main calls validate(cfg) first
+_TRAIN_ASR = (
+    "paths",
+    "hydra",
+    "trainer",
+    "logger",
+    "data",
+    "features",
+    "model",
+    "decode",
+    "augment",
+    "optim",
+)
+_TRAIN_CAPTION = ("paths", "hydra", "trainer", "logger", "data", "encoder", "decoder", "optim")
+TASKS: dict[str, Task] = {
+    "asr": Task("asr", "train", ASRConfig, (*_TRAIN_ASR, "debug", "experiment")),
+    "asr_test": Task("asr.test", "test", ASRTestConfig, ("paths", "hydra", "data", "decode", "debug")),
+    "asr_transcribe": Task("asr.transcribe", "transcribe", ASRTranscribeConfig, ("paths", "hydra", "decode")),
+    "asr_export": Task("asr.export", "export", ASRExportConfig, ("paths", "hydra")),
+    "asr_prepare": Task("asr.prepare", "prepare", ASRPrepareConfig, ("paths", "hydra", "data")),
+    "caption": Task("caption", "train", CaptionConfig, (*_TRAIN_CAPTION, "debug", "experiment")),
+    "caption_test": Task("caption.test", "test", CaptionTestConfig, ("paths", "hydra", "data", "debug")),
+    "caption_generate": Task("caption.generate", "generate", CaptionGenerateTaskConfig, ("paths", "hydra")),
+    "caption_export": Task("caption.export", "export", CaptionExportConfig, ("paths", "hydra")),
+}
+
+
+def task_of(cfg: DictConfig) -> Task | None:
+    """The task whose schema typed ``cfg`` (the first entry of its primary's defaults list); else the task of
+    the running Hydra app's config name; None outside both."""
+    kind = OmegaConf.get_type(cfg)
+    for task in TASKS.values():
+        if task.schema is kind:
+            return task
+    if HydraConfig.initialized():
+        return TASKS.get(str(HydraConfig.get().job.config_name))
+    return None
+
+
 def schema_node(cls: type) -> DictConfig:
     """The structured config of dataclass ``cls``, writable: the library's settings classes are frozen (read-only
     in OmegaConf), but a config file and the command line must be able to override them."""
@@ -397,8 +541,8 @@ def register() -> None:
     """Register the schemas in Hydra's ConfigStore and the ``smoke`` and ``launch_dir`` resolvers
     (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(name="asr_schema", node=schema_node(ASRConfig))
-    cs.store(name="caption_schema", node=schema_node(CaptionConfig))
+    for name, task in TASKS.items():
+        cs.store(name=f"{name}_schema", node=schema_node(task.schema))
     for group, nodes in SCHEMAS.items():
         for name, node in nodes.items():
             cs.store(group=f"schema/{group}", name=name, node=schema_node(node))
@@ -429,7 +573,7 @@ def _path_problem(key: str, value: Any, meta: dict[str, Any]) -> str | None:
     return None
 
 
-def _walk(node: DictConfig, prefix: str, mode: str | None, problems: list[str], needs: list[str]) -> None:
+def _walk(node: DictConfig, prefix: str, task: str | None, problems: list[str], needs: list[str]) -> None:
     schema = OmegaConf.get_type(node)
     if not dataclasses.is_dataclass(schema):
         return
@@ -437,9 +581,11 @@ def _walk(node: DictConfig, prefix: str, mode: str | None, problems: list[str], 
         if f.name not in node.keys():
             continue
         key, meta = f"{prefix}{f.name}", dict(f.metadata)
-        relevant = "checked" not in meta or mode in meta["checked"]
+        relevant = "checked" not in meta or task in meta["checked"]
         if OmegaConf.is_missing(node, f.name):
-            if relevant:
+            if task in meta.get("required", ()):  # a required input (``???`` in the task's config)
+                needs.append(f"{key}={meta['placeholder']}")
+            elif relevant:
                 problems.append(f"{key} is not set")
             continue
         try:
@@ -447,32 +593,30 @@ def _walk(node: DictConfig, prefix: str, mode: str | None, problems: list[str], 
         except OmegaConfBaseException as exc:
             problems.append(f"{key}: {str(exc).splitlines()[0]}")
             continue
-        if mode in meta.get("required", ()) and value in (None, ""):
+        if task in meta.get("required", ()) and value in (None, ""):
             needs.append(f"{key}={meta['placeholder']}")
             continue
         if isinstance(value, DictConfig):
-            _walk(value, f"{key}.", mode, problems, needs)
+            _walk(value, f"{key}.", task, problems, needs)
         elif not isinstance(value, ListConfig):
             problem = value_problem(key, value, meta)  # the library's rule of the field
-            if problem is None and value is not None and "path" in meta and mode in meta["checked"]:
+            if problem is None and value is not None and "path" in meta and task in meta["checked"]:
                 problem = _path_problem(key, value, meta)
             if problem:
                 problems.append(problem)
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check the values of a composed pipeline config — the rules of the schema's fields, the input paths and
-    keys that ``mode`` needs — and raise :class:`ConfigError` with one line naming the first bad key (and how
-    many more there are)."""
-    try:
-        mode = cfg.get("mode")
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"mode: {str(exc).splitlines()[0]}") from None
+    """Check the values of a composed config of one task (:data:`TASKS`) — the rules of the schema's fields,
+    the input paths that this task reads and the keys it needs — and raise :class:`ConfigError` with one line
+    naming the first bad key (and how many more there are), e.g. ``missing ckpt=PATH`` or
+    ``missing data.root=DIR``."""
+    task = task_of(cfg)
     problems: list[str] = []
     needs: list[str] = []
-    _walk(cfg, "", mode, problems, needs)
+    _walk(cfg, "", task.kind if task else None, problems, needs)
     if needs:
-        problems.insert(0, f"mode={mode} needs {' and '.join(needs)}")
+        problems.insert(0, f"missing {' and '.join(needs)}")
     if problems:
         more = (
             f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"

@@ -11,8 +11,9 @@ import os
 import re
 import shlex
 import signal
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,11 @@ def run_dir() -> Path:
     return Path.cwd()
 
 
-def claim_run_folder(cfg: DictConfig, out: Path) -> RunFolder:
+def claim_run_folder(cfg: DictConfig, out: Path, training: bool = True) -> RunFolder:
     """Make ``out`` this run's folder (:func:`lstm_seq.training.run_folder.claim`): refused while another
-    live run writes there, and when it holds another run's files, unless this training run resumes from a
-    checkpoint inside it."""
-    resume = cfg.get("ckpt") if cfg.get("mode", "train") == "train" else None
+    live run writes there, and when it holds another run's files, unless this run is a ``training`` run that
+    resumes from a checkpoint inside it (``ckpt=``)."""
+    resume = OmegaConf.select(cfg, "ckpt", default=None, throw_on_missing=False) if training else None
     return claim(out, resolve_path(resume) if resume else None)
 
 
@@ -240,8 +241,7 @@ RESUMABLE = (
     "trainer.accelerator", "trainer.devices", "decode", "logger", "paths", "resilience", "callbacks",
     "trainer.max_time", "trainer.num_nodes", "trainer.strategy", "trainer.precision", "trainer.deterministic",
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "objective",
-    "plot_utterances", "transcribe", "generate", "threads", "data.num_workers", "data.synth_workers",
-    "data.cache_dir", "mode", "ckpt",
+    "plot_utterances", "threads", "data.num_workers", "data.synth_workers", "data.cache_dir", "ckpt",
 )  # fmt: skip
 
 
@@ -313,14 +313,54 @@ def shell_arg(override: str) -> str:
     return shlex.quote(override)
 
 
+# what replaced each former ``mode=`` of ``python -m pipelines.<pipeline>``
+_MODE_COMMANDS = {
+    "test": "{p}.test ckpt=PATH",
+    "transcribe": "{p}.transcribe ckpt=PATH audio_dir=DIR",
+    "generate": "{p}.generate ckpt=PATH image_dir=DIR",
+    "export": "{p}.export ckpt=PATH",
+    "prepare": "{p}.prepare data=librispeech data.root=DIR",
+    "train": "{p}",
+}
+_PIPELINE_TASKS = {
+    "asr": ("test", "transcribe", "export", "prepare"),
+    "caption": ("test", "generate", "export"),
+}
+
+
+def refuse_mode(pipeline: str, argv: Sequence[str] | None = None) -> None:
+    """Before Hydra reads the command line: ``mode=X`` (gone: one entry point per task) ends the process with
+    status 1 and one line naming the command that does X now, e.g. ``mode= is gone: use python -m
+    pipelines.asr.test ckpt=PATH``."""
+    for arg in sys.argv[1:] if argv is None else argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") == "mode":
+            first, tasks = value.split(",")[0].strip(), _PIPELINE_TASKS.get(pipeline, ())
+            if first == "train" or first in tasks:
+                use = "python -m pipelines." + _MODE_COMMANDS[first].format(p=pipeline)
+            else:
+                use = " | ".join(f"python -m pipelines.{pipeline}.{t}" for t in tasks)
+            print(f"mode= is gone: use {use}", file=sys.stderr)
+            raise SystemExit(1)
+
+
 # overrides of the run that a printed command leaves out: it sets them itself or they name this run
-_OWN_KEYS = ("mode", "ckpt", "audio_dir", "image_dir")
+_OWN_KEYS = ("ckpt", "audio_dir", "image_dir")
 
 
-def paste_command(pipeline: str, settings: Mapping[str, str], placeholders: Sequence[str] = ()) -> str:
-    """A ``python -m pipelines.<pipeline> …`` line to paste into a shell: this run's command-line
-    overrides (the data, decoding and debug settings it was started with; not ``hydra.*``, which names
-    this run's directory, nor the keys in ``settings``), then ``settings`` (e.g. ``mode=test`` and
+def paste_command(
+    pipeline: str,
+    settings: Mapping[str, str],
+    placeholders: Sequence[str] = (),
+    accepts: Callable[[str], bool] | None = None,
+    options: Mapping[str, str] | None = None,
+) -> str:
+    """A ``python -m pipelines.<pipeline> …`` line to paste into a shell (``pipeline`` e.g. ``asr`` or
+    ``asr.test``): this run's command-line overrides that the target's config ``accepts`` (a key or group of
+    it: the data, decoding and debug settings it was started with; all of them when ``accepts`` is None; never
+    ``hydra.*``, which names this run's directory, nor the keys in ``settings``); then, for each group of the
+    target's ``options`` (its primary's choices) that this run chose differently without an override the
+    target keeps (an experiment's ``data=librispeech``), ``group=choice``; then ``settings`` (e.g.
     ``ckpt=PATH``, quoted for Hydra and the shell), then ``placeholders`` as they are (``audio_dir=DIR``).
     """
     keep: list[str] = []
@@ -329,6 +369,18 @@ def paste_command(pipeline: str, settings: Mapping[str, str], placeholders: Sequ
             key = o.split("=", 1)[0].lstrip("+~")
             if key.startswith(("hydra.", "hydra/")) or key in _OWN_KEYS or key in settings:
                 continue
+            if accepts is not None and not accepts(key):
+                continue
             keep.append(shell_arg(o))
+        chosen = HydraConfig.get().runtime.choices
+        given = {o.split("=", 1)[0].lstrip("+~") for o in keep}
+        for group, default in (options or {}).items():
+            choice = chosen.get(group)
+            if (
+                group not in ("hydra", "paths", "debug")
+                and group not in given
+                and choice not in (None, default)
+            ):
+                keep.append(shell_arg(f"{group}={choice}"))
     own = [shell_arg(f"{k}={hydra_value(str(v))}") for k, v in settings.items()]
     return " ".join(["python", "-m", f"pipelines.{pipeline}", *keep, *own, *placeholders])

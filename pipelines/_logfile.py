@@ -1,4 +1,5 @@
-"""The run's log file handler (``hydra.job_logging.handlers.file``, conf/hydra/default.yaml): Hydra's own
+"""The run's log file handler (``hydra.job_logging.handlers.file``, conf/hydra/default.yaml; the file is
+``<run dir>/<job name>.log``, the job named after the task's config: ``asr.log``, ``asr_test.log``, …): Hydra's own
 ``logging.FileHandler`` with a one-line error when the file cannot be opened (a read-only or full file system, a
 folder in the way) instead of logging's ``Unable to configure handler 'file'``; the process exits with status 1
 before any work."""

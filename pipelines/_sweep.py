@@ -46,6 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_seq.outputs import OutputError, disk_refuses_writes, write_json_atomic
 from lstm_seq.training.run_folder import RunFolderError
+from pipelines._config import task_of
 from pipelines._hydra import ConfigError, TrainingInterrupted, claim_run_folder, run_dir
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ def pipeline_job(
     def task(cfg: DictConfig) -> float:
         out, t0 = run_dir(), time.time()
         try:  # outside a Hydra app (a test calling main) there is no run folder of its own to claim
-            folder = claim_run_folder(cfg, out) if HydraConfig.initialized() else None
+            task = task_of(cfg)
+            training = task is None or task.kind == "train"
+            folder = claim_run_folder(cfg, out, training) if HydraConfig.initialized() else None
         except RunFolderError as exc:  # not recorded: the folder's job_status.json is the other run's
             if not _in_multirun():
                 raise SystemExit(f"run folder error: {exc}") from None

@@ -16,9 +16,10 @@ read from the dataclass source (or its rule, ``> 0``, when it has none). Change 
 run this module: the shown lines follow, the own ones stay. A test (tests/pipelines/test_config_defaults.py)
 fails, naming the file, the key and both values, while a file differs from what would be written.
 
-Which files: the primary configs (``conf/asr.yaml``, ``conf/caption.yaml``: their keys that are not groups, e.g.
-``seed``, ``mode``, ``resilience``) and every option of a group that the primaries' schemas type with a
-dataclass (found from their defaults lists and the ConfigStore, not from a list here). Files of groups without
+Which files: the primary configs, one per task (``conf/asr.yaml``, ``conf/asr_test.yaml``, …,
+``conf/caption_export.yaml``: their keys that are not groups, e.g. ``seed``, ``device``, ``resilience``) and
+every option of a group that the primaries' schemas type with a dataclass (found from their defaults lists and
+the ConfigStore, not from a list here). Files of groups without
 a schema (``hydra``, ``logger``, ``debug``, ``experiment``) and of groups whose schema gives no default to show
 (``paths``: every key is required) are left as they are.
 """

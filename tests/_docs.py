@@ -73,18 +73,26 @@ def links(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Command:
-    """One ``python -m pipelines.<pipeline> …`` command shown in a document."""
+    """One ``python -m pipelines.<pipeline>[.<task>] …`` command shown in a document."""
 
     where: str  # file:line
-    pipeline: str  # "asr" or "caption"
+    pipeline: str  # the module after "pipelines.": "asr", "asr.test", "caption.generate", …
     args: tuple[str, ...]  # after shell quote removal; "…" placeholders replaced
     comment: str  # the text after "#" on its line ("" when none)
+
+    @property
+    def config(self) -> str:
+        """The primary config the entry point composes: ``asr``, ``asr_test``, ``caption_generate``, …"""
+        return self.pipeline.replace(".", "_")
 
     def __str__(self) -> str:
         return f"{self.where}: python -m pipelines.{self.pipeline} {shlex.join(self.args)}"
 
 
-PIPELINE_CMD = re.compile(r"(?:^|[\s/])python3? -m pipelines\.(asr|caption)\b(.*)", re.S)
+PIPELINE_CMD = re.compile(
+    r"(?:^|[\s/])python3? -m pipelines\.((?:asr|caption)(?:\.(?:test|transcribe|export|prepare|generate))?)\b(.*)",
+    re.S,
+)
 COMMENT = re.compile(r"\s#(?:\s|$)")
 
 

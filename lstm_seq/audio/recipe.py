@@ -100,7 +100,7 @@ def datamodule(
 
 
 def prepare(name: str, root: Path, manifest_dir: Path, out: Path, **options: Any) -> dict[str, int]:
-    """``mode=prepare``: write the manifests of a corpus already on disk (LibriSpeech, LJSpeech, Common
+    """``pipelines.asr.prepare``: write the manifests of a corpus already on disk (LibriSpeech, LJSpeech, Common
     Voice); returns and records ``{"prepare/<split>": utterances}``."""
     if name not in IMPORTERS:
         raise ValueError(f"no importer for data={name}; choose one of {', '.join(sorted(IMPORTERS))}")
@@ -123,7 +123,7 @@ def attach_decoding(
 
 
 def use_lm(module: ASRModule, decode: Mapping[str, Any]) -> None:
-    """``mode=test`` / ``mode=transcribe`` with ``decode.lm_path``: that ARPA file replaces the checkpoint's LM
+    """``pipelines.asr.test`` / ``pipelines.asr.transcribe`` with ``decode.lm_path``: that ARPA file replaces the checkpoint's LM
     and lexicon (:meth:`DecodingSetup.with_arpa`); without it the checkpoint's own are used."""
     if decode.get("lm_path"):
         module.decoding = module.decoding.with_arpa(decode["lm_path"], module.vocab)
@@ -196,7 +196,7 @@ def save_final(module: ASRModule, best: str | Path, path: Path) -> Path:
     """The run's final checkpoint at ``path``: the checkpoint ``best`` as training wrote it (weights, settings,
     loader position) with ``module``'s decoding entry — LM source, lexicon and the weights tuned after
     training — put in by the hook that fills every checkpoint (:meth:`ASRModule.on_save_checkpoint`).
-    Self-contained: ``mode=test``, ``mode=transcribe`` and ``Recognizer`` need nothing else."""
+    Self-contained: ``pipelines.asr.test``, ``pipelines.asr.transcribe`` and ``Recognizer`` need nothing else."""
     ckpt = load_checkpoint_file(best, "cpu", require_state_dict=False)
     module.on_save_checkpoint(ckpt)
     save_atomic(ckpt, path)
@@ -211,7 +211,7 @@ def evaluate(
     out: Path,
     device: str = "cpu",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``mode=test`` (and the end of training): WER/CER on the test split with greedy and, given ``decoder``
+    """``pipelines.asr.test`` (and the end of training): WER/CER on the test split with greedy and, given ``decoder``
     (:func:`beam_decoder`, or the tuned one of :func:`tune_decoding`), beam + LM decoding; writes metrics.json
     and predictions.jsonl. Returns the metrics and the predictions (one row per utterance)."""
     if decoder is not None:
@@ -269,7 +269,7 @@ def transcribe(
     device: str | torch.device = "cpu",
     batch_size: int = 16,
 ) -> dict[str, int]:
-    """``mode=transcribe``: every audio file under ``audio_dir`` → ``<out>/transcripts.jsonl`` through a
+    """``pipelines.asr.transcribe``: every audio file under ``audio_dir`` → ``<out>/transcripts.jsonl`` through a
     :class:`~lstm_seq.audio.recognizer.Recognizer` (a file that cannot be read gets an ``error`` row; the run
     goes on)."""
     recognizer = Recognizer(module, decode=decode, device=device, chunk_s=chunk_s)
@@ -283,7 +283,7 @@ def transcribe(
 
 
 def export(module: ASRModule, out: Path) -> dict[str, int]:
-    """``mode=export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
+    """``pipelines.asr.export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
     (:func:`lstm_seq.audio.export.export_acoustic_model`); records ``export/files`` in metrics.json."""
     from lstm_seq.audio.export import export_acoustic_model  # the exporter's imports only when exporting
 

@@ -17,7 +17,7 @@ An item that cannot be read gets a result with ``error`` set; the call never fai
 
 Utterances of every item are batched together (sorted by length, ``batch_size`` at a time) and decoded by the
 checkpoint's own :class:`~lstm_seq.audio.decoding.setup.DecodingSetup` — the same beam search, LM and tuned
-weights as ``mode=test``, made by :func:`~lstm_seq.audio.decoding.decoder.build_decoder` — or greedily
+weights as ``pipelines.asr.test``, made by :func:`~lstm_seq.audio.decoding.decoder.build_decoder` — or greedily
 (``decode="greedy"``). A clip longer than ``chunk_s`` is cut at its
 quietest frames near each chunk boundary (:func:`chunk_bounds`) and its chunks'
 texts joined. Word times come from a CTC forced alignment of the decoded text

@@ -1,4 +1,4 @@
-"""Transcribe every audio file under a folder into ``transcripts.jsonl`` (``mode=transcribe``).
+"""Transcribe every audio file under a folder into ``transcripts.jsonl`` (``pipelines.asr.transcribe``).
 
 One JSON object per file: ``{"path", "text", "duration"}``, or ``{"path", "error"}`` for a file that cannot be read
 (the run goes on). The work is :class:`~lstm_seq.audio.recognizer.Recognizer`'s: files are batched together, long

@@ -1,4 +1,4 @@
-"""Caption every image under a folder (``mode=generate``): ``captions.jsonl`` (one ``{"path", "caption"}`` or
+"""Caption every image under a folder (``pipelines.caption.generate``): ``captions.jsonl`` (one ``{"path", "caption"}`` or
 ``{"path", "error"}`` per file) and the ``captions.html`` gallery. Bad files are reported, never fatal. The
 captions are :class:`~lstm_seq.vision.captioner.Captioner`'s.
 """
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """``mode=generate`` (``generate`` in conf/caption.yaml)."""
+    """``pipelines.caption.generate`` (``generate`` in conf/caption_generate.yaml)."""
 
     batch_size: int = positive(32)
     num_workers: int = at_least(0, 2)

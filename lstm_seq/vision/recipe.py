@@ -124,7 +124,7 @@ def evaluate(
 def generate(
     model: CaptionModule, image_dir: Path, out: Path, settings: Mapping[str, Any], device: str = "cpu"
 ) -> dict[str, Any]:
-    """``mode=generate``: every image under ``image_dir`` → ``<out>/captions.jsonl`` and ``captions.html`` (a file
+    """``pipelines.caption.generate``: every image under ``image_dir`` → ``<out>/captions.jsonl`` and ``captions.html`` (a file
     that cannot be read gets an ``error`` row; the run goes on); ``settings``: the ``conf/generate`` node
     (``batch_size``, ``num_workers``, ``max_pixels``, ``thumbnail``)."""
     metrics = caption_folder(
@@ -151,7 +151,7 @@ def write_summary(out: Path, title: str, config_yaml: str, metrics: Mapping[str,
 
 
 def export(module: CaptionModule, out: Path) -> dict[str, int]:
-    """``mode=export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
+    """``pipelines.caption.export``: ONNX files of the model with their ``metadata.json`` into ``<out>/export``
     (:func:`lstm_seq.vision.export.export_captioner`); records ``export/files`` in metrics.json."""
     from lstm_seq.vision.export import export_captioner  # the exporter's imports only when exporting
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CODE = """
 import sys, torch
-import pipelines.asr
+import pipelines.asr.__main__, pipelines.asr.test, pipelines.asr.transcribe  # every ASR entry point
 from lstm_seq.audio.features import FeatureConfig, MFCC, compute_features
 from lstm_seq.audio.decoding.setup import DecodingSetup
 from lstm_seq.audio.decoding.decode import BeamConfig

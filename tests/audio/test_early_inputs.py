@@ -1,5 +1,5 @@
 """Test-time inputs are checked before the first training step, and ``decode.lm_path=`` replaces a
-checkpoint's LM in ``mode=test`` / ``mode=transcribe``: an empty or malformed test manifest and an ARPA file
+checkpoint's LM in ``pipelines.asr.test`` / ``pipelines.asr.transcribe``: an empty or malformed test manifest and an ARPA file
 with one bad 2-gram line used to fail only after the whole training and tuning, and a checkpoint that
 carried the bad LM could then only decode greedily."""
 
@@ -92,8 +92,10 @@ def test_lm_path_replaces_the_checkpoints_lm(tmp_path: Path) -> None:
     assert module.decoding.lm_weight == 0.7
 
 
-def _cli(tmp: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "pipelines.asr", "logger=none", f"paths.data_dir={tmp / 'data'}", *overrides]
+def _cli(tmp: Path, *overrides: str, task: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m pipelines.asr`` (training, without loggers) or, given ``task``, ``pipelines.asr.<task>``."""
+    module = [f"pipelines.asr.{task}"] if task else ["pipelines.asr", "logger=none"]
+    cmd = [sys.executable, "-m", *module, f"paths.data_dir={tmp / 'data'}", *overrides]
     return subprocess.run(cmd, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=600)
 
 
@@ -125,13 +127,12 @@ def test_transcribe_with_lm_path_instead_of_the_checkpoints_broken_lm(tmp_path: 
     # without decode.lm_path= this fails on the checkpoint's LM ("lm.arpa:LINE: not an ARPA 2-gram line")
     good = _good_arpa(tmp_path / "good.arpa")
     args = [
-        "mode=transcribe",
         f"ckpt={ckpt}",
         f"audio_dir={audio}",
         "decode=beam_lm",
         f"decode.lm_path={good}",
     ]
-    proc = _cli(tmp_path, *args, f"hydra.run.dir={tmp_path / 'with'}")
+    proc = _cli(tmp_path, *args, f"hydra.run.dir={tmp_path / 'with'}", task="transcribe")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(r) for r in (tmp_path / "with" / "transcripts.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and "error" not in rows[0]

@@ -1,5 +1,5 @@
 """The Python API of the recogniser: every item type, per-item errors, batching, word times, N-best, and
-``mode=transcribe``'s rows being the API's results."""
+``pipelines.asr.transcribe``'s rows being the API's results."""
 
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ def test_the_final_checkpoint_is_the_best_one_with_the_tuned_decoding(
 ) -> None:
     """finish_training writes ONE new file, the final checkpoint: the best checkpoint's content (weights, and
     whatever else training wrote into it) with the decoding tuned after training. The best checkpoint is left
-    as training wrote it; mode=test on the final one decodes with the tuned pair."""
+    as training wrote it; pipelines.asr.test on the final one decodes with the tuned pair."""
     m = _tiny_module()
     m.decoding = DecodingSetup.from_texts(LM_TEXTS)
     best = tmp_path / "checkpoints" / "best-epoch03.ckpt"

@@ -28,25 +28,20 @@ def cli_env(tmp: Path) -> dict[str, str]:
 
 
 def run_asr(
-    tmp: Path, *overrides: str, check: bool = True
+    tmp: Path, *overrides: str, task: str = "", check: bool = True
 ) -> tuple[subprocess.CompletedProcess[str], Path | None]:
-    """Run ``python -m pipelines.asr`` with its data and outputs under ``tmp``; returns the process
-    and the run directory it created."""
+    """Run ``python -m pipelines.asr`` (training; ``task`` e.g. "test": ``python -m pipelines.asr.test``) with
+    its data and outputs under ``tmp``; returns the process and the run directory it created."""
     out = tmp / "outputs"
     before = set(out.rglob("metrics.json")) if out.exists() else set()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.asr",
-        f"paths.data_dir={tmp / 'data'}",
-        f"paths.output_dir={out}",
-        "trainer.enable_progress_bar=false",
-        *overrides,
-    ]
+    module = f"pipelines.asr.{task}" if task else "pipelines.asr"
+    train = [] if task else ["trainer.enable_progress_bar=false"]
+    cmd = [sys.executable, "-m", module, f"paths.data_dir={tmp / 'data'}", f"paths.output_dir={out}", *train]
+    cmd += overrides
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=cli_env(tmp), timeout=3600)
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"pipelines.asr failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            f"{module} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     new = sorted(set(out.rglob("metrics.json")) - before) if out.exists() else []
     return proc, (new[-1].parent if new else None)
@@ -101,11 +96,11 @@ def test_smoke_trains_tests_and_writes_everything(smoke: tuple[Path, Path]) -> N
     assert not (run / "lm").exists()  # the torch backend reads the LM from memory: no ARPA file written
 
 
-def test_mode_test_decodes_with_the_tuned_weights(smoke: tuple[Path, Path]) -> None:
+def test_test_decodes_with_the_tuned_weights(smoke: tuple[Path, Path]) -> None:
     tmp, run = smoke
     final = run / "checkpoints" / "final.ckpt"
     tuned = __import__("torch").load(final, weights_only=True)["asr_decoding"]
-    _, out = run_asr(tmp, "debug=smoke", "mode=test", f"ckpt={final}")
+    _, out = run_asr(tmp, "debug=smoke", f"ckpt={final}", task="test")
     assert out is not None
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["decode/lm_weight"], metrics["decode/word_score"]) == (
@@ -115,7 +110,7 @@ def test_mode_test_decodes_with_the_tuned_weights(smoke: tuple[Path, Path]) -> N
     assert (out / "predictions.jsonl").read_text() == (
         run / "predictions.jsonl"
     ).read_text()  # as the run tested
-    _, out = run_asr(tmp, "debug=smoke", "mode=test", f"ckpt={final}", "decode.lm_weight=0.25")
+    _, out = run_asr(tmp, "debug=smoke", f"ckpt={final}", "decode.lm_weight=0.25", task="test")
     assert out is not None and json.loads((out / "metrics.json").read_text())["decode/lm_weight"] == 0.25
 
 
@@ -124,8 +119,8 @@ def test_flashlight_backend_is_optional_and_says_how_to_install_it(smoke: tuple[
     flashlight backend in that environment fails with the install line (and shows the package is hidden)."""
     tmp, run = smoke
     proc, _ = run_asr(
-        tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode.backend=flashlight",
-        check=False,
+        tmp, "debug=smoke", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode.backend=flashlight",
+        task="test", check=False,
     )  # fmt: skip
     assert proc.returncode != 0
     assert (
@@ -134,17 +129,17 @@ def test_flashlight_backend_is_optional_and_says_how_to_install_it(smoke: tuple[
     )
 
 
-def test_mode_test_evaluates_a_checkpoint(smoke: tuple[Path, Path]) -> None:
+def test_test_evaluates_a_checkpoint(smoke: tuple[Path, Path]) -> None:
     tmp, run = smoke
     proc, out = run_asr(
-        tmp, "debug=smoke", "mode=test", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode=greedy"
+        tmp, "debug=smoke", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "decode=greedy", task="test"
     )
     assert out is not None and "test: WER" in proc.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test/wer"] and metrics["test/wer"] == metrics["test/wer_greedy"]
 
 
-def test_mode_transcribe_a_folder_with_bad_files(smoke: tuple[Path, Path], tmp_path: Path) -> None:
+def test_transcribe_a_folder_with_bad_files(smoke: tuple[Path, Path], tmp_path: Path) -> None:
     tmp, run = smoke
     audio = tmp_path / "in"
     (audio / "nested").mkdir(parents=True)
@@ -153,10 +148,10 @@ def test_mode_transcribe_a_folder_with_bad_files(smoke: tuple[Path, Path], tmp_p
     (audio / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
     proc, out = run_asr(
         tmp,
-        "mode=transcribe",
         f"ckpt={run / 'checkpoints' / 'last.ckpt'}",
         f"audio_dir={audio}",
-        "transcribe.chunk_s=1.0",
+        "chunk_s=1.0",
+        task="transcribe",
     )
     assert out is not None
     rows = {
@@ -173,7 +168,7 @@ def test_prepare_librispeech_then_manifests_load(tmp_path: Path) -> None:
     d.mkdir(parents=True)
     sf.write(d / "84-121-0000.flac", speechlike(0.5), 16000, format="FLAC")
     (d / "84-121.trans.txt").write_text("84-121-0000 HELLO THERE\n")
-    _proc, out = run_asr(tmp_path, "mode=prepare", "data=librispeech", f"data.root={tmp_path / 'LS'}")
+    _proc, out = run_asr(tmp_path, "data=librispeech", f"data.root={tmp_path / 'LS'}", task="prepare")
     manifest = tmp_path / "data" / "librispeech" / "dev-clean.jsonl"
     assert manifest.is_file() and json.loads(manifest.read_text())["text"] == "HELLO THERE"
     assert out is not None and json.loads((out / "metrics.json").read_text())["prepare/dev-clean"] == 1
@@ -184,14 +179,14 @@ def test_wrong_checkpoint_fails_clearly(tmp_path: Path) -> None:
 
     torch.save({"state_dict": {}, "hyper_parameters": {"pipeline": "caption"}}, tmp_path / "cap.ckpt")
     proc, _ = run_asr(
-        tmp_path, "mode=transcribe", f"ckpt={tmp_path / 'cap.ckpt'}", f"audio_dir={tmp_path}", check=False
+        tmp_path, f"ckpt={tmp_path / 'cap.ckpt'}", f"audio_dir={tmp_path}", task="transcribe", check=False
     )
     assert proc.returncode != 0 and "is not a speech-recognition (asr) checkpoint" in proc.stderr
 
 
 def test_missing_arguments_fail_clearly(tmp_path: Path) -> None:
-    proc, _ = run_asr(tmp_path, "mode=transcribe", check=False)
-    assert proc.returncode != 0 and "mode=transcribe needs ckpt=PATH and audio_dir=DIR" in proc.stderr
+    proc, _ = run_asr(tmp_path, task="transcribe", check=False)
+    assert proc.returncode != 0 and "missing ckpt=PATH and audio_dir=DIR" in proc.stderr
     proc, _ = run_asr(tmp_path, "data=speech_manifest", check=False)
     assert proc.returncode != 0 and "data.train_manifest is not set" in proc.stderr
 
@@ -218,10 +213,10 @@ def test_smoke_in_bf16_mixed_precision(smoke: tuple[Path, Path]) -> None:
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
 
 
-def test_mode_export_writes_onnx_files_with_metadata(smoke: tuple[Path, Path]) -> None:
+def test_export_writes_onnx_files_with_metadata(smoke: tuple[Path, Path]) -> None:
     pytest.importorskip("onnxscript")
     tmp, run = smoke
-    proc, out = run_asr(tmp, "debug=smoke", "mode=export", f"ckpt={run / 'checkpoints' / 'last.ckpt'}")
+    proc, out = run_asr(tmp, f"ckpt={run / 'checkpoints' / 'last.ckpt'}", task="export")
     assert out is not None and json.loads((out / "metrics.json").read_text())["export/files"] == 2
     meta = json.loads((out / "export" / "metadata.json").read_text())
     assert (

@@ -1,4 +1,4 @@
-"""`python -m pipelines.caption`: smoke training run, then mode=test and mode=generate on its checkpoint,
+"""`python -m pipelines.caption`: smoke training run, then pipelines.caption.test and .generate on its checkpoint,
 with a folder of good, unusual and broken images (each captioned or reported, none fatal)."""
 
 from __future__ import annotations
@@ -18,10 +18,16 @@ from tests._env import clean_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def _run(*overrides: str, task: str = "", cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python -m pipelines.caption`` (training, without loggers) or, given ``task``, ``pipelines.caption.<task>``."""
     env = clean_env()
+    cmd = (
+        [sys.executable, "-m", f"pipelines.caption.{task}"]
+        if task
+        else [sys.executable, "-m", "pipelines.caption", "logger=none"]
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.caption", "logger=none", *overrides],
+        [*cmd, *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -51,7 +57,7 @@ def test_smoke_training_writes_metrics_checkpoints_and_summary(smoke_run: Path) 
     preds = [json.loads(line) for line in (smoke_run / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 24 and all(len(p["references"]) == 5 for p in preds)
     config = json.loads((smoke_run / "config.json").read_text())  # the composed config, as ASR writes it
-    assert config["mode"] == "train" and config["data"]["name"] == "scenes"
+    assert "mode" not in config and config["data"]["name"] == "scenes"
 
 
 def test_checkpoint_holds_vocab_and_transform(smoke_run: Path) -> None:
@@ -63,10 +69,10 @@ def test_checkpoint_holds_vocab_and_transform(smoke_run: Path) -> None:
     assert hp["transform"]["size"] == 64
 
 
-def test_mode_test_reproduces_metrics(smoke_run: Path, tmp_path: Path) -> None:
+def test_test_reproduces_metrics(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "test"
-    _run("mode=test", f"ckpt={smoke_run / 'checkpoints' / 'best.ckpt'}", "debug=smoke", f"hydra.run.dir={out}",
-         f"paths.data_dir={smoke_run.parent / 'data'}")  # fmt: skip
+    _run(f"ckpt={smoke_run / 'checkpoints' / 'best.ckpt'}", "debug=smoke", f"hydra.run.dir={out}",
+         f"paths.data_dir={smoke_run.parent / 'data'}", task="test")  # fmt: skip
     again = json.loads((out / "metrics.json").read_text())
     first = json.loads((smoke_run / "metrics.json").read_text())
     assert again["test/bleu4"] == pytest.approx(first["test/bleu4"], abs=1e-6)
@@ -111,8 +117,8 @@ def test_generate_captions_every_image_and_reports_bad_ones(smoke_run: Path, tmp
     images = tmp_path / "images"
     kinds = _image_folder(images)
     out = tmp_path / "gen"
-    _run("mode=generate", f"ckpt={smoke_run / 'checkpoints' / 'last.ckpt'}", f"image_dir={images}", f"hydra.run.dir={out}",
-         "generate.num_workers=0")  # fmt: skip
+    _run(f"ckpt={smoke_run / 'checkpoints' / 'last.ckpt'}", f"image_dir={images}", f"hydra.run.dir={out}",
+         "generate.num_workers=0", task="generate")  # fmt: skip
     rows = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
     by_name = {str(Path(r["path"]).relative_to(images)): r for r in rows}
     assert set(by_name) == set(kinds)
@@ -178,8 +184,8 @@ def test_smoke_in_bf16_mixed_precision(smoke_run: Path) -> None:
     assert all(t.dtype == torch.float32 for t in state.values() if t.is_floating_point())
 
 
-def test_mode_export_writes_the_encoder_and_decoder_step(smoke_run: Path, tmp_path: Path) -> None:
+def test_export_writes_the_encoder_and_decoder_step(smoke_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxscript")
     out = tmp_path / "export_run"
-    _run("mode=export", f"ckpt={smoke_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}")
+    _run(f"ckpt={smoke_run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", task="export")
     assert len(list((out / "export").glob("*.onnx"))) == 2 and (out / "export" / "metadata.json").is_file()

@@ -1,5 +1,6 @@
 """Hydra configs: every primary config, group option and experiment composes against its schema; bad overrides
-fail at start with the promised messages (Hydra's for keys and types, ours for values, paths and modes)."""
+fail at start with the promised messages (Hydra's for keys and types, ours for values, paths and the keys each
+task needs)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines._config import (
+    TASKS,
     ASRConfig,
     AttentionDecoderConfig,
     CaptionConfig,
@@ -64,9 +66,52 @@ def test_every_group_option_composes_against_the_schema(
     cfg = _compose(pipeline, f"{group}={option}")
     assert OmegaConf.get_type(cfg) is PRIMARY[pipeline]
     container = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-    assert isinstance(container, dict) and container["mode"] == "train"
+    assert isinstance(container, dict) and "mode" not in container
     if group in ("data", "decode", "decoder", "model", "features", "encoder"):
         assert OmegaConf.get_type(cfg[group]) is not dict, f"{group}={option} has no schema"
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_config_composes_with_only_its_own_keys(hydra_conf: None, name: str) -> None:
+    """Each entry point's primary config composes against its schema, holds only the keys and groups of its
+    task (no mode, no trainer outside training) and gives its required inputs as ``???``."""
+    task = TASKS[name]
+    cfg = _compose(name)
+    assert OmegaConf.get_type(cfg) is task.schema
+    assert "mode" not in cfg and (("trainer" in cfg) == (task.kind == "train"))
+    assert set(cfg.keys()) <= {f.name for f in __import__("dataclasses").fields(task.schema)}
+    if task.kind not in ("train", "prepare"):
+        assert OmegaConf.is_missing(cfg, "ckpt")
+    for key in cfg:
+        if key != "ckpt" and not OmegaConf.is_missing(cfg, key) and isinstance(cfg[key], DictConfig):
+            OmegaConf.to_container(cfg[key], resolve=True)  # every interpolation resolves
+    if "debug" in task.groups:  # debug=smoke sets only data.smoke: every config with debug has data
+        assert _compose(name, "debug=smoke").data.smoke is True
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_tasks_list_the_groups_of_their_primary(name: str) -> None:
+    """TASKS (what a printed command may carry to a task) names the groups the primary's defaults list picks,
+    plus experiment (added with +experiment=) for training."""
+    task = TASKS[name]
+    assert set(task.options()) <= set(task.groups)
+    assert set(task.groups) - set(task.options()) <= ({"experiment"} if task.kind == "train" else set())
+    assert name == task.module.replace(".", "_")
+    module = task.module.replace(".", "/")
+    entry = ROOT / "pipelines" / (f"{module}/__main__.py" if task.kind == "train" else f"{module}.py")
+    assert entry.is_file(), entry
+
+
+def test_unknown_keys_of_another_task_are_refused(hydra_conf: None) -> None:
+    """A test config has no trainer and no mode; Hydra names the key."""
+    for name, override in (
+        ("asr_test", "trainer.max_epochs=3"),
+        ("asr", "mode=test"),
+        ("caption_test", "model.beam_size=2"),
+    ):
+        with pytest.raises(ConfigCompositionException) as info:
+            _compose(name, override)
+        assert override.split("=")[0].split(".")[0] in f"{info.value} {info.value.__cause__}"
 
 
 def test_defaults_pass_validation_and_options_get_their_own_schema(hydra_conf: None) -> None:
@@ -140,11 +185,20 @@ def test_unknown_keys_and_wrong_types_fail_while_composing(
         ("asr", ["data.val_fraction=-0.1"], "data.val_fraction=-0.1 must be in [0, 1]"),
         ("caption", ["decoder.dropout=2"], "decoder.dropout=2.0 must be in [0, 1]"),
         ("caption", ["data.batch_size=0"], "data.batch_size=0 must be > 0"),
-        ("asr", ["mode=tset"], "mode='tset' is not one of: train, test, transcribe, prepare"),
-        ("asr", ["mode=test"], "mode=test needs ckpt=PATH"),
-        ("asr", ["mode=transcribe"], "mode=transcribe needs ckpt=PATH and audio_dir=DIR"),
-        ("caption", ["mode=generate"], "mode=generate needs ckpt=PATH and image_dir=DIR"),
-        ("asr", ["mode=prepare", "data=librispeech"], "mode=prepare needs data.root=DIR"),
+        ("asr_test", [], "missing ckpt=PATH"),
+        ("asr_transcribe", [], "missing ckpt=PATH and audio_dir=DIR"),
+        ("asr_export", [], "missing ckpt=PATH"),
+        ("caption_test", [], "missing ckpt=PATH"),
+        ("caption_generate", [], "missing ckpt=PATH and image_dir=DIR"),
+        ("caption_export", [], "missing ckpt=PATH"),
+        ("asr_prepare", [], "missing data.root=DIR"),
+        ("asr_prepare", ["data=ljspeech"], "missing data.root=DIR"),
+        ("asr_test", [f"ckpt={ROOT / 'README.md'}", "decode.beam_size=0"], "decode.beam_size=0 must be > 0"),
+        (
+            "asr_transcribe",
+            [f"ckpt={ROOT / 'README.md'}", f"audio_dir={ROOT}", "chunk_s=0"],
+            "chunk_s=0.0 must be > 0",
+        ),
         ("asr", ["data=speech_manifest"], "data.train_manifest is not set"),
         ("asr", ["model.dropout=nan"], "model.dropout=nan must be a finite number"),
         (
@@ -153,7 +207,7 @@ def test_unknown_keys_and_wrong_types_fail_while_composing(
             "resilience.checkpoint_every_n_steps=-5 must be ≥ 0",
         ),
         ("caption", ["trainer=ddp", "trainer.num_nodes=0"], "trainer.num_nodes=0 must be > 0"),
-        ("caption", ["mode=${nope}"], "mode: Interpolation key 'nope' not found"),
+        ("caption", ["seed=${nope}"], "seed: Interpolation key 'nope' not found"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_key(
@@ -167,14 +221,19 @@ def test_bad_values_fail_with_one_line_naming_the_key(
 def test_input_paths_must_exist(hydra_conf: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nope.ckpt"
     with pytest.raises(ConfigError, match=r"^ckpt=.*nope\.ckpt: no such file"):
-        validate(_compose("asr", "mode=test", f"ckpt={missing}"))
+        validate(_compose("asr_test", f"ckpt={missing}"))
+    with pytest.raises(ConfigError, match=r"^ckpt=.*nope\.ckpt: no such file"):
+        validate(_compose("asr", f"ckpt={missing}"))  # resume
     with pytest.raises(ConfigError, match=r"^ckpt=.*: not a file"):
-        validate(_compose("caption", "mode=test", f"ckpt={tmp_path}"))
+        validate(_compose("caption_test", f"ckpt={tmp_path}"))
     ckpt = tmp_path / "m.ckpt"
     ckpt.write_bytes(b"x")
     with pytest.raises(ConfigError, match=r"^audio_dir=.*: not a directory"):
-        validate(_compose("asr", "mode=transcribe", f"ckpt={ckpt}", f"audio_dir={ckpt}"))
-    validate(_compose("asr", "mode=transcribe", f"ckpt={ckpt}", f"audio_dir={tmp_path}"))
+        validate(_compose("asr_transcribe", f"ckpt={ckpt}", f"audio_dir={ckpt}"))
+    validate(_compose("asr_transcribe", f"ckpt={ckpt}", f"audio_dir={tmp_path}"))
+    with pytest.raises(ConfigError, match=r"^image_dir=.*: not a directory"):
+        validate(_compose("caption_generate", f"ckpt={ckpt}", f"image_dir={ckpt}"))
+    validate(_compose("caption_export", f"ckpt={ckpt}"))
     # relative paths resolve against the launch directory
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"data.test_manifest=.*test.jsonl.*: no such file"):
@@ -183,7 +242,9 @@ def test_input_paths_must_exist(hydra_conf: None, tmp_path: Path, monkeypatch: p
     # the manifests of a public corpus are checked when training, not when preparing them
     with pytest.raises(ConfigError, match=r"^data.train_manifest=.*train-clean-100.jsonl.*: no such file"):
         validate(_compose("asr", "data=librispeech", root=tmp_path))
-    validate(_compose("asr", "data=librispeech", "mode=prepare", f"data.root={tmp_path}", root=tmp_path))
+    validate(_compose("asr_prepare", "data=librispeech", f"data.root={tmp_path}", root=tmp_path))
+    with pytest.raises(ConfigError, match=r"^data.root=.*nope: no such directory"):
+        validate(_compose("asr_prepare", f"data.root={tmp_path / 'nope'}", root=tmp_path))
     with pytest.raises(ConfigError, match=r"^data.token_file=.*: no such file \(and 1 more problem\)"):
         validate(_compose("caption", "data=flickr", root=tmp_path))
 

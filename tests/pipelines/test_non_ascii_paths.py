@@ -21,6 +21,6 @@ def test_non_ascii_paths_need_hydra_quotes(path: str) -> None:
         parser.parse_overrides([f"ckpt={path}"])
     (arg,) = shlex.split(f"ckpt=\"'{path}'\"")  # as docs/recovery.md writes it: shell's quotes, Hydra's
     assert parser.parse_overrides([arg])[0].value() == path
-    printed = paste_command("asr", {"mode": "test", "ckpt": path})
+    printed = paste_command("asr.test", {"ckpt": path})
     (override,) = [a for a in shlex.split(printed) if a.startswith("ckpt=")]
     assert parser.parse_overrides([override])[0].value() == path

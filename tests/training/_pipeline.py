@@ -66,16 +66,16 @@ def saves(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     ]
 
 
-def printed_command(proc: subprocess.CompletedProcess[str], mode: str) -> list[str]:
-    """The ``python -m pipelines.… mode=<mode> …`` line the run printed, split as a shell would."""
+def printed_command(proc: subprocess.CompletedProcess[str], task: str) -> list[str]:
+    """The ``python -m pipelines.<pipeline>.<task> …`` line the run printed, split as a shell would."""
     lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("python -m pipelines.")]
-    found = [shlex.split(ln) for ln in lines if f"mode={mode}" in shlex.split(ln)]
-    assert len(found) == 1, f"no single mode={mode} command in:\n{proc.stdout[-3000:]}"
+    found = [shlex.split(ln) for ln in lines if shlex.split(ln)[2].endswith(f".{task}")]
+    assert len(found) == 1, f"no single pipelines.….{task} command in:\n{proc.stdout[-3000:]}"
     return found[0]
 
 
 def printed_ckpt(proc: subprocess.CompletedProcess[str]) -> Path:
-    """The checkpoint the printed ``mode=test`` command evaluates (the run's best checkpoint)."""
+    """The checkpoint the printed ``pipelines.<pipeline>.test`` command evaluates (the run's best checkpoint)."""
     arg = next(a for a in printed_command(proc, "test") if a.startswith("ckpt="))
     value = arg.removeprefix("ckpt=")
     return Path(value[1:-1] if value[:1] == "'" else value)

@@ -9,7 +9,7 @@ end-of-epoch-0 save, then the resumed run right after its first (mid-epoch) save
 slow tier kills at every write and at every epoch's last batch and in validations, and with
 ``resilience.checkpoint_every_n_steps=0`` after each end-of-epoch save.
 
-The uninterrupted run's directory contains ``=`` and a space, so the ``mode=test`` command it prints must
+The uninterrupted run's directory contains ``=`` and a space, so the ``pipelines.<p>.test`` command it prints must
 be quoted to paste back: :func:`test_printed_test_command_pastes_back` runs it as printed.
 """
 
@@ -126,16 +126,20 @@ def test_kill_at_epoch_end_and_mid_epoch_then_resume(uninterrupted: Uninterrupte
 
 
 def test_printed_test_command_pastes_back(uninterrupted: Uninterrupted, tmp_path: Path) -> None:
-    """The end-of-run summary's ``mode=test`` line, run as printed (from a fresh folder: it writes into
+    """The end-of-run summary's ``python -m pipelines.<pipeline>.test`` line, run as printed (from a fresh folder: it writes into
     outputs/ there), evaluates the best checkpoint again: the same test metrics."""
     ref = uninterrupted
     ckpt = printed_ckpt(ref.proc)
     assert ckpt.is_file() and "=" in str(ckpt) and "=" not in ckpt.name  # quoted dir, plain file name
-    other = "mode=transcribe" if ref.pipeline == "asr" else "mode=generate"
+    other = "transcribe" if ref.pipeline == "asr" else "generate"
     placeholder = "audio_dir=DIR" if ref.pipeline == "asr" else "image_dir=DIR"
-    assert printed_command(ref.proc, other.split("=")[1])[-1] == placeholder
+    assert printed_command(ref.proc, other)[-1] == placeholder
     cmd = printed_command(ref.proc, "test")
-    assert cmd[:3] == ["python", "-m", f"pipelines.{ref.pipeline}"]
+    assert cmd[:3] == ["python", "-m", f"pipelines.{ref.pipeline}.test"]
+    # only what the test task's config has: no trainer, model or logger settings of the training run
+    assert not [
+        a for a in cmd[3:] if a.split("=")[0].split(".")[0] in ("trainer", "model", "logger", "optim")
+    ]
     proc = subprocess.run(
         [sys.executable, *cmd[1:]], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600
     )

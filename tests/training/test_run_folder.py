@@ -130,13 +130,14 @@ def test_the_pipeline_refuses_a_live_runs_folder(holder: tuple[Path, subprocess.
 
 def test_a_pipeline_run_into_a_finished_runs_folder(tmp_path: Path) -> None:
     """How ``python -m pipelines.asr hydra.run.dir=<finished run> …`` claims its folder: a new training run
-    (``decode=greedy`` over a beam run) or a ``mode=test`` is refused; a resume from a checkpoint in it is not."""
+    (``decode=greedy`` over a beam run) or a test (``pipelines.asr.test``) is refused; a resume from a checkpoint
+    in it is not."""
     folder = tmp_path / "run"
     _finished_run(folder)
     last = str(folder / "checkpoints" / "last.ckpt")
-    for cfg in ({"mode": "train", "ckpt": None}, {"mode": "test", "ckpt": last}):
+    for cfg, training in (({"ckpt": None}, True), ({"ckpt": last}, False)):
         with pytest.raises(RunFolderError, match=f"the run folder {folder} already holds"):
-            claim_run_folder(OmegaConf.create(cfg), folder)
+            claim_run_folder(OmegaConf.create(cfg), folder, training)
     assert json.loads((folder / "metrics.json").read_text()) == {"test/wer_beam": 0.5}
-    claim_run_folder(OmegaConf.create({"mode": "train", "ckpt": last}), folder).release()
+    claim_run_folder(OmegaConf.create({"ckpt": last}), folder, training=True).release()
     assert not (folder / "metrics.json").exists()  # superseded: the resumed run writes its own

@@ -1,5 +1,5 @@
 """The Python API of the captioner: every item type, per-item errors, batching, attention maps, N-best, and
-``mode=generate``'s rows being the API's results."""
+``pipelines.caption.generate``'s rows being the API's results."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ A :class:`DecodingSetup` holds
 Its life in a run: :func:`build` makes it from the settings and the training split before the first step; the
 module carries it (``ASRModule.decoding``) into every checkpoint (:meth:`to_dict`); after training the tuning
 step (:func:`lstm_seq.audio.recipe.tune_decoding`) sets the weights and the run's ``final.ckpt`` holds them;
-``mode=test``, ``mode=transcribe`` and :class:`~lstm_seq.audio.recognizer.Recognizer` read it back with
+``pipelines.asr.test``, ``pipelines.asr.transcribe`` and :class:`~lstm_seq.audio.recognizer.Recognizer` read it back with
 :meth:`from_checkpoint` and call :meth:`decoder`, which hands the LM and lexicon to
 :func:`~lstm_seq.audio.decoding.decoder.build_decoder`.
 """
@@ -103,7 +103,7 @@ class DecodingSetup:
 
     def with_arpa(self, path: str | os.PathLike[str], vocab: CharVocab) -> DecodingSetup:
         """This model's setup with the LM and lexicon of another ARPA file (``decode.lm_path`` in
-        ``mode=test`` / ``mode=transcribe``, e.g. in place of a checkpoint's broken or moved LM). The tuned
+        ``pipelines.asr.test`` / ``pipelines.asr.transcribe``, e.g. in place of a checkpoint's broken or moved LM). The tuned
         weights stay when it is the very file they were tuned with (same SHA-256); otherwise they are dropped,
         and ``decode.lm_weight`` / ``decode.word_score`` (else 1.0 / 0.0) apply."""
         new = DecodingSetup.from_arpa(path, vocab)
