@@ -63,7 +63,7 @@ from lstm_seq.vision.decoder import DecoderConfig
 from lstm_seq.vision.encoder import EncoderConfig
 from lstm_seq.vision.generate import GenerateConfig
 from lstm_seq.vision.module import CaptionModelConfig
-from pipelines._hydra import ConfigError, resolve_path
+from pipelines._hydra import ConfigError, paste_command, resolve_path
 
 __all__ = ["ASRConfig", "AttentionDecoderConfig", "CaptionConfig", "register", "validate"]
 
@@ -476,6 +476,11 @@ class Task:
         config = Path(__file__).resolve().parents[1] / "conf" / f"{self.module.replace('.', '_')}.yaml"
         entries = yaml.safe_load(config.read_text(encoding="utf-8")).get("defaults") or []
         return {str(k): str(v) for e in entries if isinstance(e, dict) for k, v in e.items()}
+
+    def command(self, ckpt: str, *placeholders: str) -> str:
+        """The line a training run prints to run this task on its checkpoint (:func:`paste_command` with
+        what this task accepts and its primary's options), e.g. ``python -m pipelines.asr.test … ckpt=…``."""
+        return paste_command(self.module, {"ckpt": ckpt}, placeholders, self.accepts, self.options())
 
 
 # config name -> the entry point that composes it; each entry point's main calls validate(cfg) first

@@ -15,7 +15,7 @@ from lstm_seq.audio.module import ASRModule
 from lstm_seq.audio.vocab import CharVocab
 from lstm_seq.outputs import write_json_atomic
 from pipelines._config import TASKS, validate
-from pipelines._hydra import fit, paste_command, plain, refuse_mode, run_dir
+from pipelines._hydra import fit, plain, refuse_mode, run_dir
 from pipelines._sweep import pipeline_job
 from pipelines.asr._common import decode_settings, manifests
 
@@ -53,21 +53,8 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         print(
             "evaluate the final checkpoint (best weights, tuned decoding) / transcribe audio files with it:"
         )
-        test, transcribe = TASKS["asr_test"], TASKS["asr_transcribe"]
-        print(
-            "  "
-            + paste_command(test.module, {"ckpt": str(final)}, accepts=test.accepts, options=test.options())
-        )
-        print(
-            "  "
-            + paste_command(
-                transcribe.module,
-                {"ckpt": str(final)},
-                ["audio_dir=DIR"],
-                accepts=transcribe.accepts,
-                options=transcribe.options(),
-            )
-        )
+        print("  " + TASKS["asr_test"].command(str(final)))
+        print("  " + TASKS["asr_transcribe"].command(str(final), "audio_dir=DIR"))
     return results
 
 

@@ -11,7 +11,7 @@ from lstm_seq.outputs import write_json_atomic, write_metrics
 from lstm_seq.vision import recipe
 from lstm_seq.vision.module import CaptionModule
 from pipelines._config import TASKS, validate
-from pipelines._hydra import fit, paste_command, plain, refuse_mode, resolve_path, run_dir
+from pipelines._hydra import fit, plain, refuse_mode, resolve_path, run_dir
 from pipelines._sweep import pipeline_job
 from pipelines.caption._common import corpus, set_threads
 
@@ -47,21 +47,8 @@ def main(cfg: DictConfig) -> dict:
     )
     if fitted.best:
         print("evaluate the best checkpoint again / caption a folder of images with it:")
-        test, generate = TASKS["caption_test"], TASKS["caption_generate"]
-        print(
-            "  "
-            + paste_command(test.module, {"ckpt": fitted.best}, accepts=test.accepts, options=test.options())
-        )
-        print(
-            "  "
-            + paste_command(
-                generate.module,
-                {"ckpt": fitted.best},
-                ["image_dir=DIR"],
-                accepts=generate.accepts,
-                options=generate.options(),
-            )
-        )
+        print("  " + TASKS["caption_test"].command(fitted.best))
+        print("  " + TASKS["caption_generate"].command(fitted.best, "image_dir=DIR"))
     return metrics
 
 

@@ -197,7 +197,6 @@ def test_printed_commands_carry_what_the_target_accepts_and_the_data_an_experime
     from hydra.core.hydra_config import HydraConfig
 
     from pipelines._config import TASKS
-    from pipelines._hydra import paste_command
 
     overrides = ["+experiment=asr_librispeech", "debug=smoke", "trainer.max_epochs=3", "decode.beam_size=4"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -205,13 +204,10 @@ def test_printed_commands_carry_what_the_target_accepts_and_the_data_an_experime
     saved = HydraConfig.instance().cfg
     HydraConfig.instance().set_config(cfg)
     try:
-        test, transcribe = TASKS["asr_test"], TASKS["asr_transcribe"]
-        assert paste_command(
-            test.module, {"ckpt": "a.ckpt"}, accepts=test.accepts, options=test.options()
-        ) == ("python -m pipelines.asr.test debug=smoke decode.beam_size=4 data=librispeech ckpt=a.ckpt")
-        printed = paste_command(
-            transcribe.module, {"ckpt": "a.ckpt"}, ["audio_dir=DIR"], transcribe.accepts, transcribe.options()
+        assert TASKS["asr_test"].command("a.ckpt") == (
+            "python -m pipelines.asr.test debug=smoke decode.beam_size=4 data=librispeech ckpt=a.ckpt"
         )
+        printed = TASKS["asr_transcribe"].command("a.ckpt", "audio_dir=DIR")
         assert printed == "python -m pipelines.asr.transcribe decode.beam_size=4 ckpt=a.ckpt audio_dir=DIR"
     finally:
         HydraConfig.instance().cfg = saved
